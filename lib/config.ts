@@ -1,0 +1,93 @@
+import { readFile } from "node:fs/promises";
+import { ConfigError } from "./errors.js";
+import { Validator } from "./validate.js";
+
+/**
+ * The driver configuration: the JSON that nixpkgs' test framework writes
+ * (`driverConfigurationFile`) and passes with `--config`. Field names are
+ * nixpkgs' own (snake_case) so the same file drives both drivers.
+ */
+export interface DriverConfigurationJson {
+  vms: Record<string, { name: string; start_script: string }>;
+  containers?: Record<string, { name: string; start_script: string }>;
+  vlans: number[];
+  global_timeout: number;
+  enable_ssh_backdoor?: boolean;
+  test_script: string;
+}
+
+/** The validated configuration, in the runtime's own terms. */
+export interface DriverConfiguration {
+  vms: VmConfiguration[];
+  vlans: number[];
+  /** Seconds. */
+  globalTimeout: number;
+  testScript: string;
+}
+
+export interface VmConfiguration {
+  name: string;
+  startScript: string;
+}
+
+export const DEFAULT_GLOBAL_TIMEOUT = 3600;
+
+const TOP_LEVEL_KEYS = ["vms", "containers", "vlans", "global_timeout", "enable_ssh_backdoor", "test_script"] as const;
+
+/** Validates parsed JSON; `source` names the file in error messages. */
+export function parseDriverConfiguration(json: unknown, source: string): DriverConfiguration {
+  const v = new Validator(source);
+  const root = v.object("(top level)", json);
+  v.noUnknownKeys("", root, TOP_LEVEL_KEYS);
+
+  const vmsJson = v.object("vms", root.vms);
+  const vms = Object.entries(vmsJson).map(([key, value]): VmConfiguration => {
+    const field = `vms.${key}`;
+    const vm = v.object(field, value);
+    v.noUnknownKeys(field, vm, ["name", "start_script"]);
+    const name = vm.name === undefined ? key : v.string(`${field}.name`, vm.name);
+    return { name, startScript: v.string(`${field}.start_script`, vm.start_script) };
+  });
+
+  if (root.containers !== undefined && Object.keys(v.object("containers", root.containers)).length > 0) {
+    throw new ConfigError(
+      `${source}: containers: systemd-nspawn containers are not supported by nixos-test-ts yet; declare these machines as nodes (QEMU VMs) instead`,
+      "containers",
+    );
+  }
+  if (root.enable_ssh_backdoor !== undefined && v.boolean("enable_ssh_backdoor", root.enable_ssh_backdoor)) {
+    throw new ConfigError(
+      `${source}: enable_ssh_backdoor: the SSH backdoor is not supported by nixos-test-ts yet; use the interactive driver's shell instead`,
+      "enable_ssh_backdoor",
+    );
+  }
+
+  const vlans = v.array("vlans", root.vlans ?? [], (f, x) => v.number(f, x, { min: 1, integer: true }));
+  const globalTimeout =
+    root.global_timeout === undefined ? DEFAULT_GLOBAL_TIMEOUT : v.number("global_timeout", root.global_timeout, { min: 0 });
+  if (globalTimeout === 0) v.fail("global_timeout", "a number > 0", 0);
+  const testScript = v.string("test_script", root.test_script);
+
+  const seen = new Set<string>();
+  for (const vm of vms) {
+    if (seen.has(vm.name)) throw new ConfigError(`${source}: two VMs are named ${JSON.stringify(vm.name)}`, "vms");
+    seen.add(vm.name);
+  }
+  return { vms, vlans: [...new Set(vlans)].sort((a, b) => a - b), globalTimeout, testScript };
+}
+
+export async function readDriverConfiguration(path: string): Promise<DriverConfiguration> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`--config ${path}: cannot read the file (${(error as Error).message})`, undefined, { cause: error });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`--config ${path}: not valid JSON (${(error as Error).message})`, undefined, { cause: error });
+  }
+  return parseDriverConfiguration(json, `--config ${path}`);
+}

@@ -1,0 +1,84 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { TestAbortedError, TimeoutError } from "./errors.js";
+
+/** Seconds → milliseconds, accepting `Infinity`/`null` as "no limit". */
+export function toMs(seconds: number | null | undefined): number | undefined {
+  if (seconds === null || seconds === undefined || seconds === Infinity) return undefined;
+  if (!(seconds >= 0)) throw new RangeError(`a timeout must be a number of seconds ≥ 0, got ${String(seconds)}`);
+  return seconds * 1000;
+}
+
+/** The reason an aborted signal carries, as an Error (AbortSignal allows anything). */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new TestAbortedError(reason === undefined ? "aborted" : String(reason));
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/** Sleeps, but wakes with the signal's reason as soon as it aborts. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (error) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw error;
+  }
+}
+
+/** Resolves or rejects with `promise`, or rejects with the signal's reason first. */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * One budget for one operation: the caller's signals plus an optional
+ * deadline whose expiry aborts with a TimeoutError naming the operation.
+ * `dispose()` clears the timer once the operation is over.
+ */
+export interface Deadline {
+  readonly signal: AbortSignal;
+  /** Milliseconds left, or Infinity without a deadline. */
+  remaining(): number;
+  dispose(): void;
+}
+
+export function deadline(
+  signals: ReadonlyArray<AbortSignal | undefined>,
+  timeoutSeconds: number | null | undefined,
+  makeError: (seconds: number) => Error,
+): Deadline {
+  const controller = new AbortController();
+  const ms = toMs(timeoutSeconds);
+  const end = ms === undefined ? Infinity : Date.now() + ms;
+  const timer =
+    ms === undefined ? undefined : setTimeout(() => controller.abort(makeError(timeoutSeconds as number)), ms);
+  const all = AbortSignal.any([controller.signal, ...signals.filter((s): s is AbortSignal => s !== undefined)]);
+  return {
+    signal: all,
+    remaining: () => Math.max(0, end - Date.now()),
+    dispose: () => clearTimeout(timer),
+  };
+}
+
+export function timeoutError(what: string, machine?: string, detail?: () => string | undefined) {
+  return (seconds: number): TimeoutError => new TimeoutError(what, seconds, machine, detail?.());
+}

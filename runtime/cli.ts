@@ -1,0 +1,216 @@
+#!/usr/bin/env node
+import { accessSync, constants, mkdirSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { Command, Option } from "commander";
+import { readDriverConfiguration, type DriverConfiguration, DEFAULT_GLOBAL_TIMEOUT } from "../lib/config.js";
+import { machineNameFromStartScript } from "../lib/names.js";
+import { ConfigError, NixosTestError, TestAbortedError } from "./errors.js";
+import { Driver } from "./driver.js";
+import { describeFailure } from "./failure.js";
+import { LOG_LEVELS, Logger, type LogLevel } from "./log/logger.js";
+import { TerminalSink } from "./log/terminal.js";
+import { XmlLogSink } from "./log/xml.js";
+import { QemuProcess } from "./machine/process.js";
+import { runTestScript } from "./script/run.js";
+
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+interface Flags {
+  config?: string;
+  startScripts?: string[];
+  vlans?: string[];
+  globalTimeout?: string;
+  keepVmState?: boolean;
+  outputDirectory?: string;
+  interactive?: boolean;
+  junitXml?: string;
+  logLevel?: string;
+  stateDir?: string;
+}
+
+function program(): Command {
+  return new Command("nixos-test-driver")
+    .description("Run a NixOS VM test script (nixos-test-ts). Flags and environment variables as nixpkgs' Python driver.")
+    .argument("[testScript]", "the test script (an ES module); env: testScript")
+    .addOption(new Option("-c, --config <file>", "driver configuration JSON, as nixpkgs writes it"))
+    .addOption(new Option("--start-scripts <scripts...>", "run-<name>-vm start scripts").env("startScripts"))
+    .addOption(new Option("--vlans <vlans...>", "vlan numbers to create switches for").env("vlans"))
+    .addOption(new Option("--global-timeout <seconds>", `time limit for the whole test (default ${DEFAULT_GLOBAL_TIMEOUT})`).env("globalTimeout"))
+    .addOption(new Option("-K, --keep-vm-state", "reuse the VMs' state directories (disk images) instead of resetting them"))
+    .addOption(new Option("--keep-machine-state").hideHelp())
+    .addOption(new Option("-o, --output-directory <dir>", "where screenshots, copied files and log.xml go (default: current directory)"))
+    .addOption(new Option("--output_directory <dir>").hideHelp())
+    .addOption(new Option("-I, --interactive", "open a REPL instead of running the script"))
+    .addOption(new Option("--junit-xml <file>", "write a JUnit report (relative to the output directory)"))
+    .addOption(new Option("--log-level <level>", "debug, info, warning or error").choices(LOG_LEVELS).env("logLevel"))
+    .addOption(new Option("--state-dir <dir>", "parent of the vm-state-<name> directories (default: $XDG_RUNTIME_DIR or $TMPDIR)"))
+    .showHelpAfterError();
+}
+
+async function resolveConfiguration(script: string | undefined, flags: Flags): Promise<DriverConfiguration> {
+  let config: DriverConfiguration;
+  if (flags.config !== undefined) {
+    config = await readDriverConfiguration(flags.config);
+  } else {
+    const scripts = splitEnvList(flags.startScripts);
+    if (scripts.length === 0) {
+      throw new ConfigError("no machines: pass --config <driver-configuration.json> or --start-scripts <run-NAME-vm ...> (or set startScripts)");
+    }
+    config = {
+      vms: scripts.map((s) => ({ name: machineNameFromStartScript(s), startScript: s })),
+      vlans: splitEnvList(flags.vlans).map((v) => parseVlan(v)),
+      globalTimeout: DEFAULT_GLOBAL_TIMEOUT,
+      testScript: "",
+    };
+  }
+  if (flags.vlans !== undefined && flags.config !== undefined) config.vlans = splitEnvList(flags.vlans).map(parseVlan);
+  if (flags.globalTimeout !== undefined) {
+    const t = Number(flags.globalTimeout);
+    if (!(t > 0)) throw new ConfigError(`--global-timeout must be a number of seconds > 0, got ${JSON.stringify(flags.globalTimeout)}`);
+    config.globalTimeout = t;
+  }
+  const testScript = script ?? process.env.testScript ?? config.testScript;
+  if (testScript === "") throw new ConfigError("no test script: pass its path as an argument (or set testScript, or test_script in --config)");
+  config.testScript = testScript;
+  const names = new Set<string>();
+  for (const vm of config.vms) {
+    if (names.has(vm.name)) throw new ConfigError(`two start scripts are for a machine named ${JSON.stringify(vm.name)}`);
+    names.add(vm.name);
+    checkExecutable(vm.startScript, `start script of machine ${vm.name}`);
+  }
+  checkReadable(config.testScript, "test script");
+  return config;
+}
+
+/** nixpkgs passes lists in environment variables as one space-separated string. */
+function splitEnvList(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(/\s+/)).filter((v) => v !== "");
+}
+
+function parseVlan(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`--vlans: a vlan is a positive integer, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function checkExecutable(command: string, what: string): void {
+  const path = command.trim().split(/\s+/)[0] ?? "";
+  try {
+    if (!statSync(path).isFile()) throw new ConfigError(`${what} is not a file: ${path}`);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`${what} not found: ${path}`);
+  }
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    throw new ConfigError(`${what} is not executable: ${path} (chmod +x it, or check that it is the run-<name>-vm script of a built VM)`);
+  }
+}
+
+function checkReadable(path: string, what: string): void {
+  try {
+    accessSync(path, constants.R_OK);
+  } catch {
+    throw new ConfigError(`${what} not found or not readable: ${path}`);
+  }
+}
+
+function outputDirectory(flags: Flags & { output_directory?: string }): string {
+  const dir = resolve(flags.outputDirectory ?? flags.output_directory ?? process.cwd());
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    throw new ConfigError(`output directory ${dir} is not a writable directory (${(error as Error).message})`);
+  }
+  return dir;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cmd = program();
+  cmd.parse(argv);
+  const flags = cmd.opts<Flags & { output_directory?: string; keepMachineState?: boolean }>();
+  const level = (flags.logLevel ?? "info") as LogLevel;
+  const logger = new Logger([]);
+  logger.addSink(new TerminalSink(process.stderr, { level, isSerialOn: () => logger.printSerial }));
+
+  let driver: Driver | undefined;
+  let exitCode = EXIT_FAILED;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (driver === undefined) process.exit(signal === "SIGINT" ? 130 : 143);
+    if (driver.signal.aborted) {
+      // A second signal: the user wants out now.
+      QemuProcess.killAllSync();
+      logger.end();
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
+    exitCode = signal === "SIGINT" ? 130 : 143;
+    logger.error(`received ${signal}; stopping the VMs...`);
+    driver.abort(new TestAbortedError(`the test was interrupted by ${signal}`));
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  process.on("SIGHUP", onSignal);
+  process.on("exit", () => {
+    QemuProcess.killAllSync();
+    logger.end();
+  });
+  process.on("unhandledRejection", (reason) => {
+    const error = reason instanceof Error ? reason : new Error(String(reason));
+    logger.error(`a promise failed that nobody awaited (a missing \`await\`?):\n${describeFailure(error)}`);
+    driver?.abort(error);
+  });
+
+  try {
+    if (flags.interactive) throw new ConfigError("--interactive is not available yet in nixos-test-ts (the REPL is planned); run the test script without it");
+    if (flags.junitXml !== undefined) throw new ConfigError("--junit-xml is not available yet in nixos-test-ts (planned); run without it");
+    const config = await resolveConfiguration(cmd.args[0], flags);
+    const outDir = outputDirectory(flags);
+    const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
+    logger.addSink(new XmlLogSink(logFile));
+    driver = new Driver({
+      vms: config.vms,
+      vlans: config.vlans,
+      globalTimeout: config.globalTimeout,
+      outDir,
+      logger,
+      keepVmState: flags.keepVmState === true || flags.keepMachineState === true,
+      ...(flags.stateDir === undefined ? {} : { stateRoot: resolve(flags.stateDir) }),
+      ...testHooks(),
+    });
+    if (config.vlans.length > 0) {
+      throw new ConfigError(`vlans ${config.vlans.join(", ")}: virtual networks (vde_switch) are not available yet in nixos-test-ts; run machines without vlans`);
+    }
+    driver.armGlobalTimeout();
+    const began = performance.now();
+    await runTestScript(driver, resolve(config.testScript));
+    await driver.guard(driver.syncAll());
+    logger.log(`test script finished in ${((performance.now() - began) / 1000).toFixed(2)}s`);
+    exitCode = 0;
+  } catch (error) {
+    if (error instanceof ConfigError && driver === undefined) {
+      logger.error(error.message);
+      exitCode = EXIT_USAGE;
+    } else {
+      const reason = driver?.signal.aborted && !(error instanceof NixosTestError) ? (driver.signal.reason as unknown) : error;
+      logger.error(`test failed:\n${describeFailure(reason ?? error)}`);
+      if (exitCode === 0) exitCode = EXIT_FAILED;
+    }
+  } finally {
+    await driver?.cleanup();
+    logger.end();
+  }
+  return exitCode;
+}
+
+/** Hooks for the project's own tests, never for users: they make failures reproducible. */
+function testHooks(): { shellReadDelayMs?: number } {
+  const delay = process.env.NTT_TEST_SHELL_READ_DELAY_MS;
+  return delay === undefined ? {} : { shellReadDelayMs: Number(delay) };
+}
+
+const code = await main(process.argv);
+// Open handles (a script's stray timer) must not keep a finished test alive.
+process.exit(code);

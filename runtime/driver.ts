@@ -1,0 +1,198 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { VmConfiguration } from "../lib/config.js";
+import { sanitiseName } from "../lib/names.js";
+import { abortable } from "./abort.js";
+import { attachLocation, captureCallSite } from "./callsite.js";
+import { MachineError, TimeoutError } from "./errors.js";
+import type { Logger } from "./log/logger.js";
+import { Machine } from "./machine/index.js";
+import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
+import { retry as retryImpl, type RetryOptions } from "./polling.js";
+
+export interface DriverOptions {
+  vms: VmConfiguration[];
+  vlans: number[];
+  /** Seconds for the whole test (nixpkgs' `globalTimeout`, default 3600). */
+  globalTimeout: number;
+  outDir: string;
+  logger: Logger;
+  /** Reuse `vm-state-<name>` directories instead of starting from empty disks. */
+  keepVmState?: boolean;
+  /** Parent of the state directories; default `$XDG_RUNTIME_DIR` or the temp directory, as nixpkgs. */
+  stateRoot?: string;
+  /** Environment for the start scripts on top of the driver's own (vlan sockets). */
+  env?: Record<string, string>;
+  shellReadDelayMs?: number;
+}
+
+export interface SubtestResult {
+  name: string;
+  seconds: number;
+  error: unknown;
+}
+
+/**
+ * One test run: its machines, the global timeout and cleanup. Everything a
+ * test script sees (`startAll`, `subtest`, each machine …) comes from here.
+ */
+export class Driver {
+  readonly machines: Readonly<Record<string, Machine>>;
+  readonly logger: Logger;
+  readonly outDir: string;
+  readonly globalTimeout: number;
+  readonly subtests: SubtestResult[] = [];
+  private readonly controller = new AbortController();
+  private readonly conditions = new Set<PollingCondition>();
+  private readonly stateRoot: string;
+  private readonly ownsStateRoot: boolean;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: DriverOptions) {
+    this.logger = options.logger;
+    this.outDir = options.outDir;
+    this.globalTimeout = options.globalTimeout;
+    const base = options.stateRoot ?? process.env.XDG_RUNTIME_DIR ?? process.env.TMPDIR ?? "/tmp";
+    mkdirSync(base, { recursive: true });
+    // nixpkgs keeps state in fixed `vm-state-<name>` directories so --keep-vm-state can find them;
+    // otherwise a private directory per run lets two tests run side by side.
+    this.ownsStateRoot = !options.keepVmState && options.stateRoot === undefined;
+    this.stateRoot = this.ownsStateRoot ? mkdtempSync(join(base, "nixos-test-")) : base;
+    const sharedDir = join(this.stateRoot, "shared-xchg");
+    mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
+    const machines: Record<string, Machine> = {};
+    for (const vm of [...options.vms].sort((a, b) => a.name.localeCompare(b.name))) {
+      machines[vm.name] = new Machine({
+        name: vm.name,
+        startScript: vm.startScript,
+        stateRoot: this.stateRoot,
+        sharedDir,
+        outDir: options.outDir,
+        keepVmState: options.keepVmState ?? false,
+        logger: this.logger,
+        signal: this.controller.signal,
+        env: options.env ?? {},
+        beforeCommand: () => this.checkPollingConditions(),
+        ...(options.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: options.shellReadDelayMs }),
+      });
+    }
+    this.machines = machines;
+    if (!options.keepVmState) this.logger.log("Machine state will be reset. To keep it, pass --keep-vm-state");
+  }
+
+  /** Aborted when the test must stop: global timeout, SIGINT/SIGTERM, `abort()`. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Starts the global timeout's clock (nixpkgs starts it when the test script starts). */
+  armGlobalTimeout(): void {
+    this.logger.log(`Test will time out and terminate in ${this.globalTimeout} seconds`);
+    this.timer = setTimeout(() => {
+      this.logger.error(`global timeout of ${this.globalTimeout} s reached; test terminating...`);
+      this.abort(new TimeoutError("the test (global timeout)", this.globalTimeout));
+    }, this.globalTimeout * 1000);
+    this.timer.unref();
+  }
+
+  abort(reason: Error): void {
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  /** Starts every machine in parallel; returns once all QEMUs run (not when they have booted). */
+  async startAll(): Promise<void> {
+    await this.logger.nested("start all VMs", {}, async () => {
+      const results = await Promise.allSettled(Object.values(this.machines).map((m) => m.start()));
+      const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+      if (failed.length === 1) throw failed[0];
+      if (failed.length > 1) {
+        throw new AggregateError(failed, `${failed.length} machines failed to start: ${failed.map((e) => (e as Error).message.split("\n")[0]).join("; ")}`);
+      }
+    });
+  }
+
+  /** Waits until every machine has shut down. */
+  async joinAll(): Promise<void> {
+    await this.logger.nested("wait for all VMs to finish", {}, async () => {
+      await Promise.all(Object.values(this.machines).map((m) => m.waitForShutdown({ timeout: null })));
+    });
+  }
+
+  /** A named, timed block of the test; its failure is logged with its name, then rethrown. */
+  async subtest<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const site = captureCallSite();
+    const start = performance.now();
+    let failure: unknown;
+    try {
+      return await this.logger.nested(`subtest: ${name}`, {}, fn);
+    } catch (error) {
+      failure = error ?? new Error("undefined was thrown");
+      attachLocation(error, site);
+      this.logger.error(`Test "${name}" failed with error: "${(error as Error)?.message ?? String(error)}"`);
+      throw error;
+    } finally {
+      this.subtests.push({ name, seconds: (performance.now() - start) / 1000, error: failure });
+    }
+  }
+
+  /** nixpkgs' `retry`: repeats `fn(lastTry)` until it returns true (default timeout 900 s). */
+  async retry(fn: (lastTry: boolean) => boolean | Promise<boolean>, options: Omit<RetryOptions, "machine"> = {}): Promise<void> {
+    const site = captureCallSite();
+    try {
+      await retryImpl((lastTry) => fn(lastTry), { ...options, signal: options.signal ? AbortSignal.any([options.signal, this.signal]) : this.signal });
+    } catch (error) {
+      attachLocation(error, site);
+      throw error;
+    }
+  }
+
+  pollingCondition(condition: () => unknown, options: PollingConditionOptions = {}): PollingCondition {
+    return new PollingCondition(condition, this.conditions, options);
+  }
+
+  /** The names a test script sees, as nixpkgs binds them (sanitised machine names, `machine` for a single VM). */
+  testSymbols(): Record<string, unknown> {
+    const symbols: Record<string, unknown> = {
+      driver: this,
+      machines: this.machines,
+      startAll: () => this.startAll(),
+      joinAll: () => this.joinAll(),
+      subtest: <T>(name: string, fn: () => Promise<T>) => this.subtest(name, fn),
+      retry: (fn: (lastTry: boolean) => boolean | Promise<boolean>, options?: RetryOptions) => this.retry(fn, options),
+      pollingCondition: (condition: () => unknown, options?: PollingConditionOptions) => this.pollingCondition(condition, options),
+      log: (message: string) => this.logger.log(message),
+      serialStdoutOn: () => void (this.logger.printSerial = true),
+      serialStdoutOff: () => void (this.logger.printSerial = false),
+    };
+    const list = Object.values(this.machines);
+    for (const m of list) symbols[sanitiseName(m.name)] = m;
+    if (list.length === 1 && !("machine" in this.machines)) symbols.machine = list[0];
+    return symbols;
+  }
+
+  /** Races `work` against the global timeout and interruption. */
+  async guard<T>(work: Promise<T>): Promise<T> {
+    return abortable(work, this.signal);
+  }
+
+  /** Flushes disks of running guests, as nixpkgs does after a successful script. */
+  async syncAll(): Promise<void> {
+    await Promise.all(
+      Object.values(this.machines)
+        .filter((m) => m.isUp())
+        .map((m) => m.execute("sync", { timeout: 60 }).catch(() => undefined)),
+    );
+  }
+
+  /** Ends every VM and removes what the run created; never throws. */
+  async cleanup(): Promise<void> {
+    clearTimeout(this.timer);
+    this.abort(new MachineError("driver", "the test has ended"));
+    await Promise.all(Object.values(this.machines).map((m) => m.release().catch(() => undefined)));
+    if (this.ownsStateRoot) rmSync(this.stateRoot, { recursive: true, force: true });
+  }
+
+  private async checkPollingConditions(): Promise<void> {
+    for (const c of [...this.conditions]) await c.maybeCheck();
+  }
+}

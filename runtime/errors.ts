@@ -1,0 +1,136 @@
+import { NixosTestError } from "../lib/errors.js";
+
+export { ConfigError, NixosTestError } from "../lib/errors.js";
+
+/** How many lines of a command's output an error message shows. */
+const OUTPUT_TAIL_LINES = 20;
+
+export function tail(text: string, lines = OUTPUT_TAIL_LINES): string {
+  const all = text.replace(/\n$/, "").split("\n");
+  if (all.length <= lines) return all.join("\n");
+  return [`... (${all.length - lines} earlier lines omitted)`, ...all.slice(-lines)].join("\n");
+}
+
+function indented(text: string): string {
+  return text === "" ? "    (no output)" : text.split("\n").map((l) => `    ${l}`).join("\n");
+}
+
+/** Something about one machine went wrong; the machine's name is always known. */
+export class MachineError extends NixosTestError {
+  readonly machine: string;
+
+  constructor(machine: string, message: string, options?: ErrorOptions & { code?: string }) {
+    super(options?.code ?? "NTT_MACHINE", `${machine}: ${message}`, options);
+    this.machine = machine;
+  }
+}
+
+/** `succeed` saw a non-zero exit status (or `fail` saw zero). */
+export class CommandFailedError extends MachineError {
+  readonly command: string;
+  readonly exitCode: number;
+  readonly output: string;
+  /** True when the command was expected to fail (`fail()`) but succeeded. */
+  readonly unexpectedSuccess: boolean;
+
+  constructor(machine: string, command: string, exitCode: number, output: string, unexpectedSuccess = false) {
+    const what = unexpectedSuccess
+      ? `command \`${command}\` unexpectedly succeeded`
+      : `command \`${command}\` failed (exit code ${exitCode}${exitHint(exitCode)})`;
+    super(machine, `${what}\n  output:\n${indented(tail(output))}`, { code: "NTT_COMMAND_FAILED" });
+    this.command = command;
+    this.exitCode = exitCode;
+    this.output = output;
+    this.unexpectedSuccess = unexpectedSuccess;
+  }
+}
+
+function exitHint(code: number): string {
+  if (code === 124) return ": the guest-side timeout killed it";
+  if (code === 127) return ": command not found in the guest";
+  if (code === 126) return ": not executable";
+  if (code > 128 && code < 160) return `: killed by signal ${code - 128}`;
+  return "";
+}
+
+/** A wait or command ran out of time. */
+export class TimeoutError extends NixosTestError {
+  readonly machine: string | undefined;
+  readonly what: string;
+  /** Seconds. */
+  readonly timeout: number;
+
+  constructor(what: string, timeout: number, machine?: string, detail?: string, options?: ErrorOptions) {
+    const prefix = machine === undefined ? "" : `${machine}: `;
+    super("NTT_TIMEOUT", `${prefix}${what} timed out after ${timeout} s${detail ? `\n${detail}` : ""}`, options);
+    this.machine = machine;
+    this.what = what;
+    this.timeout = timeout;
+  }
+}
+
+/** The VM's QEMU process ended while the test still needed it. */
+export class MachineCrashedError extends MachineError {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly serialTail: string;
+
+  constructor(machine: string, doing: string, exitCode: number | null, signal: string | null, serialTail: string) {
+    const how = signal !== null ? `was killed by ${signal}` : `exited with status ${exitCode}`;
+    super(
+      machine,
+      `QEMU ${how} while ${doing}\n  last serial output:\n${indented(serialTail)}`,
+      { code: "NTT_MACHINE_CRASHED" },
+    );
+    this.exitCode = exitCode;
+    this.signal = signal;
+    this.serialTail = serialTail;
+  }
+}
+
+/**
+ * The guest's answer arrived incomplete. QEMU's virtconsole drops output when
+ * the host does not read fast enough; the framing carries the length so that
+ * such a loss surfaces here instead of as a silently shorter output.
+ */
+export class OutputLostError extends MachineError {
+  readonly command: string;
+  readonly expected: number;
+  readonly received: number;
+
+  constructor(machine: string, command: string, expected: number, received: number, why: string) {
+    super(
+      machine,
+      `the output of \`${command}\` was damaged on its way from the guest (${why}: ${received} of ${expected} base64 characters arrived). ` +
+        "The host read the console too slowly or the guest wrote to /dev/hvc0 itself; the command itself may have succeeded.",
+      { code: "NTT_OUTPUT_LOST" },
+    );
+    this.command = command;
+    this.expected = expected;
+    this.received = received;
+  }
+}
+
+/** The whole test was stopped: global timeout, SIGINT/SIGTERM, or an explicit abort. */
+export class TestAbortedError extends NixosTestError {
+  constructor(reason: string, options?: ErrorOptions) {
+    super("NTT_ABORTED", reason, options);
+  }
+}
+
+/** A polling condition (see `pollingCondition`) stopped holding. */
+export class PollingConditionFailedError extends NixosTestError {
+  readonly description: string;
+
+  constructor(description: string, options?: ErrorOptions) {
+    super("NTT_POLLING_CONDITION", `Polling condition failed: ${description}`, options);
+    this.description = description;
+  }
+}
+
+/** The test script asked for something impossible (bad arguments, unsupported feature). */
+export class UsageError extends NixosTestError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("NTT_USAGE", message, options);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * nixos-test-ts runtime: the public API. Test scripts use the functions and
+ * classes below; everything else in this package is internal.
+ */
+export { Driver, type DriverOptions, type SubtestResult } from "./driver.js";
+export { Machine } from "./machine/index.js";
+export type {
+  CommandOptions,
+  ExecuteOptions,
+  ExecuteResult,
+  PortOptions,
+  StartOptions,
+  WaitOptions,
+} from "./machine/index.js";
+export { QmpClient, QmpError, type QmpEvent } from "./machine/qmp.js";
+export { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
+export type { RetryOptions } from "./polling.js";
+export {
+  CommandFailedError,
+  ConfigError,
+  MachineCrashedError,
+  MachineError,
+  NixosTestError,
+  OutputLostError,
+  PollingConditionFailedError,
+  TestAbortedError,
+  TimeoutError,
+  UsageError,
+} from "./errors.js";
+export {
+  getMachine,
+  getMachines,
+  joinAll,
+  log,
+  pollingCondition,
+  retry,
+  serialStdoutOff,
+  serialStdoutOn,
+  startAll,
+  subtest,
+} from "./test-api.js";
+export { currentDriver } from "./current.js";
+export { Logger, type LogLevel } from "./log/logger.js";

@@ -1,0 +1,223 @@
+/**
+ * The wire format between the driver and the guest's backdoor shell.
+ *
+ * The guest side is nixpkgs' own: a bash reading commands from /dev/hvc0 (see
+ * test-instrumentation.nix). Once per connection the driver defines one shell
+ * function there; each command is then a single call of it. The answer is one
+ * record:
+ *
+ *     \x1eNTT <id> <exit status> <length>\x1f<base64 of stdout>\n
+ *
+ * (exit status -124: the guest-side timeout killed the command)
+ *
+ * - base64 keeps binary output intact through the tty;
+ * - the length is bash's `${#var}` (no extra process) and lets the host tell
+ *   a complete answer from one the virtconsole shortened (it drops output when
+ *   the host reads too slowly instead of throttling the guest);
+ * - the id lets the host skip the late answer of a command it gave up on.
+ *
+ * Guest processes are what costs time under TCG (tens of ms per exec), so the
+ * function runs the command in the pipeline's subshell (no `bash -c`) and only
+ * forks a watchdog when a guest-side timeout is asked for.
+ */
+
+export const MARKER = "Spawning backdoor root shell...";
+
+const RS = 0x1e;
+const US = 0x1f;
+const NL = 0x0a;
+
+/**
+ * bash source run once per connection. It defines
+ * `__ntt_run <id> <timeout seconds, 0 = none> <command>` and opens a FIFO that
+ * never receives data: `read -t` on it is a sleep without a process.
+ */
+export const PREAMBLE = [
+  "[[ -p /tmp/.ntt-fifo ]] || mkfifo /tmp/.ntt-fifo; exec {__ntt_fd}<>/tmp/.ntt-fifo",
+  // On timeout: stop the command's subshell, then its whole tree, so that no
+  // descendant keeps the pipe to base64 open (nixpkgs' `timeout` kills its group).
+  "__ntt_kill_tree() {",
+  "  local t c k; [[ $1 == \"$BASHPID\" ]] && return; kill -STOP \"$1\" 2>/dev/null",
+  "  for t in /proc/$1/task/*/children; do read -ra k < \"$t\"; for c in \"${k[@]}\"; do __ntt_kill_tree \"$c\"; done; done 2>/dev/null",
+  "  kill -KILL \"$1\" 2>/dev/null",
+  "}",
+  "__ntt_run() {",
+  "  local __ntt_id=$1 __ntt_t=$2 __ntt_c=$3 __ntt_o __ntt_r __ntt_m; set --",
+  "  if [[ $__ntt_t == 0 ]]; then",
+  "    __ntt_o=$( { set -euo pipefail; eval \"$__ntt_c\"; } </dev/null | base64 -w 0; exit \"${PIPESTATUS[0]}\" )",
+  "    __ntt_r=$?",
+  "  else",
+  // The watchdog is forked from the command's own subshell, which removes it
+  // on exit; it costs one fork and no exec.
+  "    __ntt_o=$( { __ntt_l=$BASHPID",
+  "        { read -rt \"$__ntt_t\" -u \"$__ntt_fd\" || { echo \"$__ntt_id\" > /tmp/.ntt-timeout; __ntt_kill_tree \"$__ntt_l\"; }; } >/dev/null 2>&1 &",
+  "        __ntt_w=$!; trap 'kill \"$__ntt_w\" 2>/dev/null' EXIT",
+  "        set -euo pipefail; eval \"$__ntt_c\"; } </dev/null | base64 -w 0; exit \"${PIPESTATUS[0]}\" )",
+  "    __ntt_r=$?",
+  "    if [[ -e /tmp/.ntt-timeout ]] && read -r __ntt_m < /tmp/.ntt-timeout && [[ $__ntt_m == \"$__ntt_id\" ]]; then __ntt_r=-124; fi",
+  "  fi",
+  "  printf '\\036NTT %s %s %s\\037%s\\n' \"$__ntt_id\" \"$__ntt_r\" \"${#__ntt_o}\" \"$__ntt_o\"",
+  "}",
+  "",
+].join("\n");
+
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The line that runs `command` as record `id`; `timeout` in seconds, 0 for none. */
+export function frameCommand(id: number, command: string, timeout: number): string {
+  if (command.includes("\0")) throw new RangeError("a command cannot contain NUL bytes");
+  const seconds = timeout === 0 ? "0" : String(Math.max(1, Math.ceil(timeout)));
+  return `__ntt_run ${id} ${seconds} ${shellQuote(command)}\n`;
+}
+
+export interface ShellRecord {
+  id: number;
+  exitCode: number;
+  /** The guest-side timeout killed the command (exitCode is 124, as with coreutils' timeout). */
+  timedOut: boolean;
+  output: Buffer;
+}
+
+export interface DamagedRecord {
+  id: number;
+  expected: number;
+  received: number;
+  why: string;
+}
+
+export interface ParserEvents {
+  record(record: ShellRecord): void;
+  damaged(record: DamagedRecord): void;
+  /** Bytes outside any record (a guest process writing to /dev/hvc0 itself). */
+  junk(bytes: Buffer): void;
+}
+
+const MAX_HEADER = 64;
+
+/**
+ * Incremental parser of the guest's answers. Base64 is decoded as it arrives,
+ * in 4-character groups, so a large output is held once (decoded), never as a
+ * growing string.
+ */
+export class RecordParser {
+  private state: "seek" | "header" | "body" | "trailer" = "seek";
+  private header = "";
+  private id = 0;
+  private exitCode = 0;
+  private timedOut = false;
+  private expected = 0;
+  private received = 0;
+  private pending: Buffer = Buffer.alloc(0);
+  private decoded: Buffer[] = [];
+
+  constructor(private readonly events: ParserEvents) {}
+
+  /** Whether a record has started but not ended (its body is streaming in). */
+  get midRecord(): boolean {
+    return this.state === "header" || this.state === "body";
+  }
+
+  get progress(): { id: number; expected: number; received: number } {
+    return { id: this.id, expected: this.expected, received: this.received };
+  }
+
+  feed(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.state === "seek") {
+        const start = chunk.indexOf(RS, at);
+        const end = start === -1 ? chunk.length : start;
+        if (end > at) this.events.junk(chunk.subarray(at, end));
+        if (start === -1) return;
+        this.state = "header";
+        this.header = "";
+        this.id = 0; // unknown until the header is complete
+        at = start + 1;
+      } else if (this.state === "header") {
+        const stop = chunk.indexOf(US, at);
+        const end = stop === -1 ? chunk.length : stop;
+        this.header += chunk.toString("latin1", at, end);
+        if (stop === -1) {
+          if (this.header.length > MAX_HEADER) this.abandonHeader();
+          return;
+        }
+        at = stop + 1;
+        this.startBody();
+      } else if (this.state === "body") {
+        // Stop at the announced length even without the newline: a lost
+        // newline must not leave the host waiting for it.
+        const nl = chunk.indexOf(NL, at);
+        const limit = Math.min(nl === -1 ? chunk.length : nl, at + (this.expected - this.received));
+        this.take(chunk.subarray(at, limit));
+        at = limit;
+        if (this.received === this.expected) {
+          this.finishBody();
+          this.state = "trailer";
+        } else if (nl !== -1 && at === nl) {
+          at = nl + 1;
+          this.finishBody();
+        }
+      } else {
+        if (chunk[at] === NL) at++;
+        this.state = "seek";
+      }
+    }
+  }
+
+  /** The stream stalled or ended inside a record: report what arrived as damaged. */
+  abandon(why: string): void {
+    if (this.state === "body" || this.state === "header") {
+      this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why });
+    }
+    this.reset();
+  }
+
+  private startBody(): void {
+    const m = /^NTT (\d+) (-?\d+) (\d+)$/.exec(this.header);
+    if (m === null) {
+      this.abandonHeader();
+      return;
+    }
+    this.id = Number(m[1]);
+    this.exitCode = Math.abs(Number(m[2]));
+    this.timedOut = Number(m[2]) < 0;
+    this.expected = Number(m[3]);
+    this.received = 0;
+    this.pending = Buffer.alloc(0);
+    this.decoded = [];
+    this.state = "body";
+  }
+
+  private abandonHeader(): void {
+    this.events.junk(Buffer.from(`\x1e${this.header}`, "latin1"));
+    this.reset();
+  }
+
+  private take(part: Buffer): void {
+    if (part.length === 0) return;
+    this.received += part.length;
+    const text = this.pending.length > 0 ? Buffer.concat([this.pending, part]) : part;
+    const whole = text.length - (text.length % 4);
+    if (whole > 0) this.decoded.push(Buffer.from(text.toString("latin1", 0, whole), "base64"));
+    this.pending = Buffer.from(text.subarray(whole));
+  }
+
+  private finishBody(): void {
+    if (this.received !== this.expected || this.pending.length !== 0) {
+      const why = this.received < this.expected ? "bytes were lost" : "more bytes arrived than announced";
+      this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why });
+    } else {
+      this.events.record({ id: this.id, exitCode: this.exitCode, timedOut: this.timedOut, output: Buffer.concat(this.decoded) });
+    }
+    this.reset();
+  }
+
+  private reset(): void {
+    this.state = "seek";
+    this.header = "";
+    this.pending = Buffer.alloc(0);
+    this.decoded = [];
+  }
+}

@@ -1,0 +1,222 @@
+import type { Socket } from "node:net";
+import { abortReason } from "../abort.js";
+import { MARKER, PREAMBLE, RecordParser, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
+
+/** Once an answer has begun, the rest follows within moments; silence this long means bytes were lost. */
+const STALL_MS = 10_000;
+
+export interface ShellResult {
+  exitCode: number;
+  timedOut: boolean;
+  output: Buffer;
+}
+
+export interface ShellHooks {
+  /** Data the guest wrote outside any answer (before the marker, or by a guest process). */
+  onJunk(text: string): void;
+  /** Throttles reading, to prove that a slow reader turns into an error (tests only). */
+  readDelayMs?: number;
+}
+
+interface Pending {
+  id: number;
+  command: string;
+  resolve(result: ShellResult): void;
+  reject(error: Error): void;
+  stallTimer?: NodeJS.Timeout;
+}
+
+export class ShellDamagedError extends Error {
+  constructor(readonly damage: DamagedRecord) {
+    super(damage.why);
+  }
+}
+
+/**
+ * The driver's end of the backdoor root shell. It drains the socket all the
+ * time — whether or not a command is running — because the virtconsole drops
+ * what the host does not read in time.
+ */
+export class BackdoorShell {
+  private readonly parser: RecordParser;
+  private nextId = 1;
+  private pending: Pending | undefined;
+  private markerSeen = false;
+  private markerWaiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
+  private markerText = "";
+  private closedError: Error | undefined;
+  private lastData = Date.now();
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly hooks: ShellHooks,
+  ) {
+    this.parser = new RecordParser({
+      record: (r) => this.onRecord(r),
+      damaged: (d) => this.onDamaged(d),
+      junk: (bytes) => this.onJunk(bytes),
+    });
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", () => undefined); // "close" follows and carries the news
+    socket.on("close", () => this.onClose());
+  }
+
+  /** Milliseconds since the guest last wrote anything. */
+  get silentFor(): number {
+    return Date.now() - this.lastData;
+  }
+
+  get connected(): boolean {
+    return this.markerSeen;
+  }
+
+  /** Call when the guest reboots: its next shell announces itself again. */
+  expectNewShell(): void {
+    this.markerSeen = false;
+    this.markerText = "";
+  }
+
+  /** Resolves once the guest printed `Spawning backdoor root shell...`; then defines our helper. */
+  waitForMarker(signal?: AbortSignal): Promise<void> {
+    if (this.markerSeen) return Promise.resolve();
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (error: Error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      const onAbort = (): void => {
+        this.markerWaiters = this.markerWaiters.filter((w) => w !== waiter);
+        reject(abortReason(signal as AbortSignal));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.markerWaiters.push(waiter);
+    });
+  }
+
+  /** Runs one command; the caller serialises calls. `timeout` is the guest-side limit in seconds (0: none). */
+  run(command: string, timeout: number, signal?: AbortSignal): Promise<ShellResult> {
+    if (this.closedError) return Promise.reject(this.closedError);
+    if (this.pending) return Promise.reject(new Error("BackdoorShell.run called while a command is running"));
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    const id = this.nextId++;
+    const line = frameCommand(id, command, timeout);
+    return new Promise<ShellResult>((resolve, reject) => {
+      const onAbort = (): void => {
+        // The guest goes on running it; its answer, when it comes, is dropped by id.
+        this.settle(id);
+        reject(abortReason(signal as AbortSignal));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.pending = {
+        id,
+        command,
+        resolve: (r) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(r);
+        },
+        reject: (e) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      };
+      this.socket.write(line);
+    });
+  }
+
+  /** Writes text to the shell as is (nixpkgs' `shutdown` sends a bare `poweroff`). */
+  writeRaw(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** Fails everything waiting on this shell with `error` (the machine knows why the socket went away). */
+  fail(error: Error): void {
+    this.closedError ??= error;
+    const pending = this.pending;
+    this.settle(pending?.id);
+    pending?.reject(error);
+    for (const w of this.markerWaiters.splice(0)) w.reject(error);
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.lastData = Date.now();
+    if (this.hooks.readDelayMs !== undefined && this.hooks.readDelayMs > 0) {
+      this.socket.pause();
+      setTimeout(() => this.socket.resume(), this.hooks.readDelayMs);
+    }
+    if (!this.markerSeen) {
+      this.scanForMarker(chunk);
+      return;
+    }
+    this.parser.feed(chunk);
+    this.armStallTimer();
+  }
+
+  private scanForMarker(chunk: Buffer): void {
+    // Keep only a tail: firmware or init may write plenty before the marker.
+    const text = this.markerText + chunk.toString("latin1");
+    const at = text.indexOf(MARKER);
+    if (at === -1) {
+      this.hooks.onJunk(chunk.toString("utf8"));
+      this.markerText = text.slice(-MARKER.length);
+      return;
+    }
+    this.markerSeen = true;
+    this.markerText = "";
+    this.socket.write(PREAMBLE);
+    for (const w of this.markerWaiters.splice(0)) w.resolve();
+    // "nothing may follow" the marker but its newline; anything else is data.
+    const rest = Buffer.from(text.slice(at + MARKER.length).replace(/^\r?\n/, ""), "latin1");
+    if (rest.length > 0) this.parser.feed(rest);
+  }
+
+  private armStallTimer(): void {
+    const p = this.pending;
+    if (p === undefined) return;
+    clearTimeout(p.stallTimer);
+    if (!this.parser.midRecord) return;
+    p.stallTimer = setTimeout(() => this.parser.abandon(`no more data for ${STALL_MS / 1000} s`), STALL_MS);
+  }
+
+  private onRecord(record: ShellRecord): void {
+    const p = this.pending;
+    if (p === undefined || p.id !== record.id) return; // a late answer to an abandoned command
+    this.settle(p.id);
+    p.resolve({ exitCode: record.exitCode, timedOut: record.timedOut, output: record.output });
+  }
+
+  private onDamaged(damage: DamagedRecord): void {
+    const p = this.pending;
+    // id 0: the header itself was cut, so the damage can only be the running command's.
+    if (p === undefined || (damage.id !== 0 && p.id !== damage.id)) return;
+    this.settle(p.id);
+    p.reject(new ShellDamagedError(damage));
+  }
+
+  private onJunk(bytes: Buffer): void {
+    this.hooks.onJunk(bytes.toString("utf8"));
+  }
+
+  private settle(id: number | undefined): void {
+    if (this.pending !== undefined && this.pending.id === id) {
+      clearTimeout(this.pending.stallTimer);
+      this.pending = undefined;
+    }
+  }
+
+  private onClose(): void {
+    this.parser.abandon("the connection closed");
+    this.fail(this.closedError ?? new Error("the backdoor shell's connection closed"));
+  }
+}

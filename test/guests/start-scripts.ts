@@ -1,0 +1,262 @@
+// Generates nixpkgs-style `run-<name>-vm` start scripts for the test guests,
+// so the driver can be exercised end to end without Nix: it starts these
+// scripts exactly as it would start the scripts of a NixOS test.
+//
+// The scripts honour the environment contract of nixpkgs' qemu-vm.nix:
+// TMPDIR/USE_TMPDIR, SHARED_DIR, QEMU_OPTS, QEMU_KERNEL_PARAMS, QEMU_NET_OPTS
+// and QEMU_VDE_SOCKET_<vlan>; the driver appends its own QEMU arguments
+// (-serial, -chardev for the backdoor, -no-reboot, ...) through "$@".
+
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface GuestNode {
+  name: string;
+  /** vlan numbers in interface order: the k-th one becomes eth<k>. */
+  vlans: number[];
+}
+
+export interface StartScriptOptions {
+  guest?: "tiny";
+  /** -m for every node; 512 by default. */
+  memoryMiB?: number;
+  /** Extra kernel parameters baked into every script, before $QEMU_KERNEL_PARAMS. */
+  kernelParams?: string[];
+}
+
+/** Where one node sits on the test network, numbered the way nixpkgs does. */
+interface NodeLayout {
+  name: string;
+  /** 1-based position among all node names, sorted. */
+  number: number;
+  interfaces: { device: string; vlan: number; address: string; mac: string }[];
+}
+
+const DEFAULT_MEMORY_MIB = 512;
+
+// Names end up in shell words, QEMU's -name, the kernel command line (where
+// ',' and ':' separate entries) and /etc/hosts: allow hostname characters only.
+const NODE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$/;
+
+/** Finds the recipe next to the TypeScript sources, from src/ or dist/ alike. */
+function findBuildScript(guest: "tiny"): string {
+  const relative = join("test", "guests", guest, "build.sh");
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, relative);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) {
+      throw new Error(`cannot find ${relative} above ${fileURLToPath(import.meta.url)}`);
+    }
+    dir = parent;
+  }
+}
+
+/**
+ * Builds the guest unless the cache already holds it (then this takes a few
+ * milliseconds) and returns its directory (vmlinuz, initrd.gz).
+ */
+export async function buildGuest(guest: "tiny" = "tiny"): Promise<string> {
+  const script = findBuildScript(guest);
+  const stdout = await new Promise<string>((resolvePromise, reject) => {
+    const child = execFile(
+      "bash",
+      [script],
+      { maxBuffer: 16 * 1024 * 1024, encoding: "utf8" },
+      (error, out, err) => {
+        if (error) {
+          const log = err.trim().split("\n").slice(-20).join("\n");
+          reject(new Error(`${script} failed (${error.message.split("\n")[0]}):\n${log}`));
+        } else {
+          resolvePromise(out);
+        }
+      },
+    );
+    // A first build downloads ~80 MB: show its progress instead of going quiet.
+    child.stderr?.on("data", (chunk: string) => process.stderr.write(chunk));
+  });
+  const lines = stdout.trim().split("\n");
+  const dir = lines[lines.length - 1] ?? "";
+  for (const file of ["vmlinuz", "initrd.gz", "done"]) {
+    if (!dir.startsWith("/") || !existsSync(join(dir, file))) {
+      throw new Error(`${script} printed ${JSON.stringify(dir)}, which has no ${file}`);
+    }
+  }
+  return dir;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, "0");
+}
+
+/** Validates the nodes and numbers them like nixpkgs' testing/network.nix. */
+export function layoutNodes(nodes: GuestNode[]): NodeLayout[] {
+  const names = nodes.map((n) => n.name);
+  for (const node of nodes) {
+    if (!NODE_NAME.test(node.name)) {
+      throw new Error(`node name ${JSON.stringify(node.name)}: use letters, digits, '-' and '_'`);
+    }
+    if (names.indexOf(node.name) !== names.lastIndexOf(node.name)) {
+      throw new Error(`node name ${node.name} appears twice`);
+    }
+    const seen = new Set<number>();
+    for (const vlan of node.vlans) {
+      // The vlan number is a byte of the MAC address and an octet of the IP.
+      if (!Number.isInteger(vlan) || vlan < 0 || vlan > 255) {
+        throw new Error(`node ${node.name}: vlan ${vlan} is not an integer in 0..255`);
+      }
+      if (seen.has(vlan)) throw new Error(`node ${node.name}: vlan ${vlan} listed twice`);
+      seen.add(vlan);
+    }
+  }
+  if (nodes.length > 254) throw new Error(`${nodes.length} nodes: at most 254 fit in a /24`);
+
+  // Code-unit order, like Nix's attribute name order (not localeCompare).
+  const sorted = [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return sorted.map((node, index) => {
+    const number = index + 1;
+    return {
+      name: node.name,
+      number,
+      interfaces: node.vlans.map((vlan, k) => ({
+        device: `eth${k + 1}`,
+        vlan,
+        address: `192.168.${vlan}.${number}`,
+        mac: `52:54:00:12:${hex2(vlan)}:${hex2(number)}`,
+      })),
+    };
+  });
+}
+
+/** Single-quotes a string for bash. */
+function sh(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+function renderScript(
+  node: NodeLayout,
+  all: NodeLayout[],
+  guestDir: string,
+  memoryMiB: number,
+  extraKernelParams: string[],
+): string {
+  const scriptName = `run-${node.name}-vm`;
+  const hosts = all.flatMap((n) => {
+    const primary = n.interfaces[0];
+    return primary ? [`${primary.address}:${n.name}`] : [];
+  });
+  const kernelParams = [
+    "console=ttyS0",
+    "panic=1",
+    "norandmaps",
+    "quiet",
+    "loglevel=4",
+    `ntt.hostname=${node.name}`,
+    ...(node.interfaces.length > 0
+      ? [`ntt.ip=${node.interfaces.map((i) => `${i.device}:${i.address}/24`).join(",")}`]
+      : []),
+    ...(hosts.length > 0 ? [`ntt.hosts=${hosts.join(",")}`] : []),
+    ...extraKernelParams,
+  ].join(" ");
+
+  const vdeChecks = node.interfaces.map(
+    ({ vlan }) =>
+      `if [ -z "\${QEMU_VDE_SOCKET_${vlan}:-}" ]; then\n` +
+      `  echo ${sh(
+        `${scriptName}: QEMU_VDE_SOCKET_${vlan} is not set: vlan ${vlan} needs a running vde_switch ` +
+          `(start the VM through the driver with vlans [${vlan}])`,
+      )} >&2\n` +
+      `  exit 1\n` +
+      `fi\n`,
+  );
+  const vlanArgs = node.interfaces.map(
+    ({ vlan, mac }) =>
+      `  -device virtio-net-pci,netdev=vlan${vlan},mac=${mac} ` +
+      `-netdev vde,id=vlan${vlan},sock="$QEMU_VDE_SOCKET_${vlan}" \\\n`,
+  );
+
+  return `#!/usr/bin/env bash
+# Start script for node ${node.name} (node number ${node.number}) of a nixos-test-ts test,
+# generated by test/guests/start-scripts.ts for the "tiny" guest in
+# ${guestDir}
+# Environment contract as nixpkgs' run-<name>-vm: TMPDIR/USE_TMPDIR, SHARED_DIR,
+# QEMU_OPTS, QEMU_KERNEL_PARAMS, QEMU_NET_OPTS, QEMU_VDE_SOCKET_<vlan>.
+set -e
+
+${vdeChecks.join("")}
+# Unless the caller insists on its TMPDIR (USE_TMPDIR), every VM gets a fresh one.
+if [ -z "$TMPDIR" ] || [ -z "$USE_TMPDIR" ]; then
+  TMPDIR=$(mktemp -d nix-vm.XXXXXXXXXX --tmpdir)
+fi
+cd "$TMPDIR"
+mkdir -p "$TMPDIR/xchg"
+
+shared_dir=\${SHARED_DIR:-$TMPDIR/xchg}
+xchg_dir=$TMPDIR/xchg
+# In QEMU's option syntax a ',' in a value is written ',,'.
+shared_dir=\${shared_dir//,/,,}
+xchg_dir=\${xchg_dir//,/,,}
+
+kernel_params=${sh(kernelParams)}
+
+# QEMU_OPTS is word-split on purpose, as in nixpkgs.
+# shellcheck disable=SC2086
+exec qemu-system-x86_64 \\
+  -name ${sh(node.name)} \\
+  -m ${memoryMiB} \\
+  -smp 1 \\
+  -machine accel=tcg \\
+  -cpu max \\
+  -device virtio-rng-pci \\
+  -net nic,netdev=user.0,model=virtio \\
+  -netdev "user,id=user.0\${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" \\
+  -virtfs local,path="$shared_dir",security_model=none,mount_tag=shared \\
+  -virtfs local,path="$xchg_dir",security_model=none,mount_tag=xchg \\
+${vlanArgs.join("")}  -kernel ${sh(join(guestDir, "vmlinuz"))} \\
+  -initrd ${sh(join(guestDir, "initrd.gz"))} \\
+  -append "$kernel_params\${QEMU_KERNEL_PARAMS:+ $QEMU_KERNEL_PARAMS}" \\
+  $QEMU_OPTS \\
+  "$@"
+`;
+}
+
+/**
+ * Writes <outDir>/run-<name>-vm for every node (building the guest first if
+ * needed) and returns name -> absolute script path.
+ */
+export async function writeStartScripts(
+  outDir: string,
+  nodes: GuestNode[],
+  options: StartScriptOptions = {},
+): Promise<Record<string, string>> {
+  const memoryMiB = options.memoryMiB ?? DEFAULT_MEMORY_MIB;
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 64) {
+    throw new Error(`memoryMiB ${memoryMiB}: need an integer >= 64`);
+  }
+  const kernelParams = options.kernelParams ?? [];
+  for (const param of kernelParams) {
+    if (param === "" || /\s/.test(param)) {
+      throw new Error(`kernel parameter ${JSON.stringify(param)}: one non-empty word each`);
+    }
+  }
+  const layout = layoutNodes(nodes);
+  const guestDir = await buildGuest(options.guest ?? "tiny");
+  const dir = resolve(outDir);
+  await mkdir(dir, { recursive: true });
+
+  const scripts: Record<string, string> = {};
+  for (const node of layout) {
+    const path = join(dir, `run-${node.name}-vm`);
+    // Write-then-rename: a driver starting the previous script never sees half a file.
+    const tmp = `${path}.tmp-${process.pid}`;
+    await writeFile(tmp, renderScript(node, layout, guestDir, memoryMiB, kernelParams));
+    await chmod(tmp, 0o755);
+    await rename(tmp, path);
+    scripts[node.name] = path;
+  }
+  return scripts;
+}
