@@ -206,9 +206,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 /** Hooks for the project's own tests, never for users: they make failures reproducible. */
-function testHooks(): { shellReadDelayMs?: number } {
+function testHooks(): { shellReadDelayMs?: number; shellNoFlowControl?: boolean } {
   const delay = process.env.NTT_TEST_SHELL_READ_DELAY_MS;
-  return delay === undefined ? {} : { shellReadDelayMs: Number(delay) };
+  return {
+    ...(delay === undefined ? {} : { shellReadDelayMs: Number(delay) }),
+    ...(process.env.NTT_TEST_NO_FLOW_CONTROL === "1" ? { shellNoFlowControl: true } : {}),
+  };
 }
 
 const code = await main(process.argv);

@@ -23,7 +23,9 @@ export interface DriverOptions {
   stateRoot?: string;
   /** Environment for the start scripts on top of the driver's own (vlan sockets). */
   env?: Record<string, string>;
+  /** Test hooks, see MachineConfig. */
   shellReadDelayMs?: number;
+  shellNoFlowControl?: boolean;
 }
 
 export interface SubtestResult {
@@ -74,6 +76,7 @@ export class Driver {
         env: options.env ?? {},
         beforeCommand: () => this.checkPollingConditions(),
         ...(options.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: options.shellReadDelayMs }),
+        ...(options.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
       });
     }
     this.machines = machines;

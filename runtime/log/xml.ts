@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import { create } from "xmlbuilder2";
 import type { XMLBuilder } from "xmlbuilder2/lib/interfaces.js";
 import type { LogAttrs, LogFrame, LogLevel, LogSink } from "./logger.js";
@@ -92,13 +92,7 @@ export class XmlLogSink implements LogSink {
     if (this.path === "/dev/null") return; // nix builds set LOGFILE=/dev/null to turn it off
     const text = this.root.end({ prettyPrint: true });
     const tmp = `${this.path}.tmp-${process.pid}`;
-    const fd = openSync(tmp, "w");
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeFileSync(tmp, text);
     renameSync(tmp, this.path);
   }
 }

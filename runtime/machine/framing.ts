@@ -28,12 +28,23 @@ const US = 0x1f;
 const NL = 0x0a;
 
 /**
+ * Outputs are sent in blocks of this many base64 characters; after each block
+ * but the last the guest waits for the host's go-ahead (a newline). A block
+ * fits in the socket's buffer, so the virtconsole never has to drop anything.
+ */
+export const BLOCK = 65536;
+
+/**
  * bash source run once per connection. It defines
- * `__ntt_run <id> <timeout seconds, 0 = none> <command>` and opens a FIFO that
- * never receives data: `read -t` on it is a sleep without a process.
+ * `__ntt_run <id> <timeout seconds, 0 = none> <flow control 1/0> <command>` and
+ * opens a FIFO that never receives data: `read -t` on it is a sleep without a
+ * process.
  */
 export const PREAMBLE = [
   "[[ -p /tmp/.ntt-fifo ]] || mkfifo /tmp/.ntt-fifo; exec {__ntt_fd}<>/tmp/.ntt-fifo",
+  // The output goes through a file (tmpfs when there is one) rather than a
+  // command substitution: one fork less, and mapfile splits it into blocks cheaply.
+  "__ntt_f=/tmp/.ntt-out; [[ -d /dev/shm && -w /dev/shm ]] && __ntt_f=/dev/shm/.ntt-out",
   // On timeout: stop the command's subshell, then its whole tree, so that no
   // descendant keeps the pipe to base64 open (nixpkgs' `timeout` kills its group).
   "__ntt_kill_tree() {",
@@ -42,21 +53,27 @@ export const PREAMBLE = [
   "  kill -KILL \"$1\" 2>/dev/null",
   "}",
   "__ntt_run() {",
-  "  local __ntt_id=$1 __ntt_t=$2 __ntt_c=$3 __ntt_o __ntt_r __ntt_m; set --",
+  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_l __ntt_n __ntt_i __ntt_a __ntt_len=0; set --",
   "  if [[ $__ntt_t == 0 ]]; then",
-  "    __ntt_o=$( { set -euo pipefail; eval \"$__ntt_c\"; } </dev/null | base64 -w 0; exit \"${PIPESTATUS[0]}\" )",
-  "    __ntt_r=$?",
+  `    { set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
   "  else",
   // The watchdog is forked from the command's own subshell, which removes it
   // on exit; it costs one fork and no exec.
-  "    __ntt_o=$( { __ntt_l=$BASHPID",
-  "        { read -rt \"$__ntt_t\" -u \"$__ntt_fd\" || { echo \"$__ntt_id\" > /tmp/.ntt-timeout; __ntt_kill_tree \"$__ntt_l\"; }; } >/dev/null 2>&1 &",
-  "        __ntt_w=$!; trap 'kill \"$__ntt_w\" 2>/dev/null' EXIT",
-  "        set -euo pipefail; eval \"$__ntt_c\"; } </dev/null | base64 -w 0; exit \"${PIPESTATUS[0]}\" )",
-  "    __ntt_r=$?",
+  "    { __ntt_p=$BASHPID",
+  "      { read -rt \"$__ntt_t\" -u \"$__ntt_fd\" || { echo \"$__ntt_id\" > /tmp/.ntt-timeout; __ntt_kill_tree \"$__ntt_p\"; }; } >/dev/null 2>&1 &",
+  "      __ntt_w=$!; trap 'kill \"$__ntt_w\" 2>/dev/null' EXIT",
+  `      set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
   "    if [[ -e /tmp/.ntt-timeout ]] && read -r __ntt_m < /tmp/.ntt-timeout && [[ $__ntt_m == \"$__ntt_id\" ]]; then __ntt_r=-124; fi",
   "  fi",
-  "  printf '\\036NTT %s %s %s\\037%s\\n' \"$__ntt_id\" \"$__ntt_r\" \"${#__ntt_o}\" \"$__ntt_o\"",
+  "  mapfile -t __ntt_l < \"$__ntt_f\"; : > \"$__ntt_f\"",
+  "  __ntt_n=${#__ntt_l[@]}",
+  `  (( __ntt_n == 0 )) || __ntt_len=$(( (__ntt_n - 1) * ${BLOCK} + \${#__ntt_l[__ntt_n - 1]} ))`,
+  "  printf '\\036NTT %s %s %s\\037' \"$__ntt_id\" \"$__ntt_r\" \"$__ntt_len\"",
+  "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
+  "    printf '%s' \"${__ntt_l[__ntt_i]}\"",
+  "    (( __ntt_fc == 0 || __ntt_i + 1 == __ntt_n )) || read -rt 60 __ntt_a || break",
+  "  done",
+  "  printf '\\n'",
   "}",
   "",
 ].join("\n");
@@ -65,11 +82,15 @@ export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The line that runs `command` as record `id`; `timeout` in seconds, 0 for none. */
-export function frameCommand(id: number, command: string, timeout: number): string {
+/**
+ * The line that runs `command` as record `id`; `timeout` in seconds, 0 for
+ * none. Without flow control the guest sends all blocks at once (only the
+ * tests that prove loss detection turn it off).
+ */
+export function frameCommand(id: number, command: string, timeout: number, flowControl = true): string {
   if (command.includes("\0")) throw new RangeError("a command cannot contain NUL bytes");
   const seconds = timeout === 0 ? "0" : String(Math.max(1, Math.ceil(timeout)));
-  return `__ntt_run ${id} ${seconds} ${shellQuote(command)}\n`;
+  return `__ntt_run ${id} ${seconds} ${flowControl ? 1 : 0} ${shellQuote(command)}\n`;
 }
 
 export interface ShellRecord {
@@ -90,6 +111,8 @@ export interface DamagedRecord {
 export interface ParserEvents {
   record(record: ShellRecord): void;
   damaged(record: DamagedRecord): void;
+  /** A block is complete and more follow: the guest waits for the go-ahead. */
+  blockDone(): void;
   /** Bytes outside any record (a guest process writing to /dev/hvc0 itself). */
   junk(bytes: Buffer): void;
 }
@@ -155,6 +178,8 @@ export class RecordParser {
         if (this.received === this.expected) {
           this.finishBody();
           this.state = "trailer";
+        } else if (limit === chunk.length && this.received > 0 && this.received % BLOCK === 0) {
+          this.events.blockDone();
         } else if (nl !== -1 && at === nl) {
           at = nl + 1;
           this.finishBody();

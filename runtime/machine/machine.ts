@@ -35,8 +35,9 @@ export interface MachineConfig {
   env?: Record<string, string>;
   /** Runs before every command and monitor command (the driver checks polling conditions here). */
   beforeCommand?: () => Promise<void>;
-  /** Test hook: throttle the backdoor reader (see ShellHooks.readDelayMs). */
+  /** Test hooks: throttle the backdoor reader, turn off flow control (see ShellHooks). */
   shellReadDelayMs?: number;
+  shellNoFlowControl?: boolean;
 }
 
 interface Running {
@@ -382,6 +383,7 @@ export class MachineCore {
           if (t !== "") this.logger.debug(`Guest shell says: ${JSON.stringify(t)}`, { machine: this.name });
         },
         ...(this.config.shellReadDelayMs === undefined ? {} : { readDelayMs: this.config.shellReadDelayMs }),
+        ...(this.config.shellNoFlowControl === true ? { noFlowControl: true } : {}),
       });
       r.qmp = await QmpClient.connect(sockets.qmp, this.config.signal);
       this.log(`QEMU running (pid ${qemu.pid})`);

@@ -14,8 +14,10 @@ export interface ShellResult {
 export interface ShellHooks {
   /** Data the guest wrote outside any answer (before the marker, or by a guest process). */
   onJunk(text: string): void;
-  /** Throttles reading, to prove that a slow reader turns into an error (tests only). */
+  /** Throttles reading (tests only: with flow control a slow reader must still get everything). */
   readDelayMs?: number;
+  /** Tests only: let the guest send without waiting for the host, to prove that a loss becomes an error. */
+  noFlowControl?: boolean;
 }
 
 interface Pending {
@@ -33,9 +35,10 @@ export class ShellDamagedError extends Error {
 }
 
 /**
- * The driver's end of the backdoor root shell. It drains the socket all the
- * time — whether or not a command is running — because the virtconsole drops
- * what the host does not read in time.
+ * The driver's end of the backdoor root shell. The virtconsole drops what the
+ * host does not read in time, so the socket is drained all the time, and
+ * large outputs come in blocks the host asks for one by one (flow control):
+ * a stalled event loop can delay an answer but never shorten it.
  */
 export class BackdoorShell {
   private readonly parser: RecordParser;
@@ -46,15 +49,20 @@ export class BackdoorShell {
   private markerText = "";
   private closedError: Error | undefined;
   private lastData = Date.now();
+  private readonly flowControl: boolean;
 
   constructor(
     private readonly socket: Socket,
     private readonly hooks: ShellHooks,
   ) {
+    this.flowControl = hooks.noFlowControl !== true;
     this.parser = new RecordParser({
       record: (r) => this.onRecord(r),
       damaged: (d) => this.onDamaged(d),
       junk: (bytes) => this.onJunk(bytes),
+      blockDone: () => {
+        if (this.flowControl) this.socket.write("\n");
+      },
     });
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", () => undefined); // "close" follows and carries the news
@@ -107,7 +115,7 @@ export class BackdoorShell {
     if (this.pending) return Promise.reject(new Error("BackdoorShell.run called while a command is running"));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     const id = this.nextId++;
-    const line = frameCommand(id, command, timeout);
+    const line = frameCommand(id, command, timeout, this.flowControl);
     return new Promise<ShellResult>((resolve, reject) => {
       const onAbort = (): void => {
         // The guest goes on running it; its answer, when it comes, is dropped by id.

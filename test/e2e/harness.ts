@@ -1,0 +1,83 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeStartScripts, type GuestNode } from "../guests/start-scripts.js";
+
+/** dist/runtime/cli.js, i.e. the real CLI as users run it. */
+export const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "runtime", "cli.js");
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** stderr and stdout, interleaved as they came. */
+  output: string;
+  dir: string;
+  outDir: string;
+  /** PIDs the driver reported for its QEMUs ("QEMU running (pid N)"). */
+  qemuPids: number[];
+  xml(): Promise<string>;
+}
+
+export interface RunOptions {
+  nodes?: GuestNode[];
+  args?: string[];
+  env?: Record<string, string>;
+  /** Called once the driver printed `text`; used to interrupt it at a known moment. */
+  onOutput?: (text: string, child: import("node:child_process").ChildProcess) => void;
+  /** Seconds before the harness kills the driver itself (a test that hangs must still end). */
+  limit?: number;
+}
+
+/** A fresh directory with start scripts for `nodes` and the test script. */
+export async function prepare(script: string, nodes: GuestNode[] = [{ name: "machine", vlans: [] }]) {
+  const dir = await mkdtemp(join(tmpdir(), "ntt-e2e-"));
+  const scripts = await writeStartScripts(dir, nodes);
+  const scriptPath = join(dir, "test.mjs");
+  await writeFile(scriptPath, script);
+  return { dir, scripts: Object.values(scripts), scriptPath };
+}
+
+/** Runs the CLI on a test script against tiny guests and collects everything a test may assert on. */
+export async function runDriver(script: string, options: RunOptions = {}): Promise<Run> {
+  const { dir, scripts, scriptPath } = await prepare(script, options.nodes);
+  const outDir = join(dir, "out");
+  const child = spawn(process.execPath, [CLI, "--start-scripts", ...scripts, "-o", outDir, ...(options.args ?? []), scriptPath], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: "1", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const onData = (chunk: Buffer): void => {
+    output += chunk.toString();
+    options.onOutput?.(output, child);
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  const limit = setTimeout(() => child.kill("SIGKILL"), (options.limit ?? 300) * 1000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on("close", (c, s) => resolve([c, s])),
+  );
+  clearTimeout(limit);
+  const qemuPids = [...output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  return { code, signal, output, dir, outDir, qemuPids, xml: () => readFile(join(outDir, "log.xml"), "utf8") };
+}
+
+/** Every live process whose process group is one of `groups` (a start script's QEMU included). */
+export async function survivors(groups: number[]): Promise<string[]> {
+  const left: string[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+      // Fields after the parenthesised command: state ppid pgrp ...
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (fields[0] === "Z") continue;
+      if (groups.includes(Number(fields[2]))) left.push(`${entry} ${stat.slice(0, stat.lastIndexOf(")") + 1)}`);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return left;
+}
