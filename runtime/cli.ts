@@ -129,6 +129,8 @@ function outputDirectory(flags: Flags & { output_directory?: string }): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Test scripts compiled from TypeScript carry source maps: errors then point at the user's .ts lines.
+  process.setSourceMapsEnabled(true);
   const cmd = program();
   cmd.parse(argv);
   const flags = cmd.opts<Flags & { output_directory?: string; keepMachineState?: boolean }>();

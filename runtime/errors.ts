@@ -53,6 +53,24 @@ function exitHint(code: number): string {
   return "";
 }
 
+/** `waitForUnit` saw the unit fail (or go inactive with nothing pending). */
+export class UnitFailedError extends MachineError {
+  readonly unit: string;
+  readonly status: string;
+  readonly journal: string;
+
+  constructor(machine: string, unit: string, why: string, status: string, journal: string) {
+    super(
+      machine,
+      `unit ${unit} ${why}\n  systemctl status:\n${indented(tail(status))}\n  last journal lines:\n${indented(tail(journal))}`,
+      { code: "NTT_UNIT_FAILED" },
+    );
+    this.unit = unit;
+    this.status = status;
+    this.journal = journal;
+  }
+}
+
 /** A wait or command ran out of time. */
 export class TimeoutError extends NixosTestError {
   readonly machine: string | undefined;

@@ -10,6 +10,7 @@ export type {
   ExecuteResult,
   PortOptions,
   StartOptions,
+  UnitOptions,
   WaitOptions,
 } from "./machine/index.js";
 export { QmpClient, QmpError, type QmpEvent } from "./machine/qmp.js";
@@ -25,6 +26,7 @@ export {
   PollingConditionFailedError,
   TestAbortedError,
   TimeoutError,
+  UnitFailedError,
   UsageError,
 } from "./errors.js";
 export {

@@ -2,14 +2,16 @@ import { abortReason, deadline, sleep } from "./abort.js";
 import { TimeoutError } from "./errors.js";
 
 /**
- * Back-off between tries: quick at first, because most conditions a test waits
- * for become true soon after the command that caused them, then settling at 1 s
- * so that a long wait does not flood a slow (TCG) guest with commands.
+ * Pause between tries. A condition usually becomes true a few seconds after
+ * whatever caused it, and a command costs ~10 ms on a TCG guest, so polling
+ * stays quick (≤ 200 ms, ~5 % of a guest CPU) for the first 30 s; only a long
+ * wait backs off to 500 ms and then 1 s so it does not load a slow guest.
+ * (nixpkgs sleeps a fixed 1 s: ~0.5 s of latency on average.)
  */
-export const BACKOFF_MS: readonly number[] = [50, 100, 250, 500, 1000];
-
-export function backoff(attempt: number): number {
-  return BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] as number;
+export function backoff(attempt: number, elapsedMs: number): number {
+  if (elapsedMs >= 120_000) return 1000;
+  if (elapsedMs >= 30_000) return 500;
+  return Math.min(200, 50 * 2 ** attempt);
 }
 
 export interface RetryOptions {
@@ -36,6 +38,7 @@ export async function retry(
   const what = options.what ?? "retry";
   const outer = options.signal;
   const budget = deadline([outer], timeout, (s) => new TimeoutError(what, s, options.machine));
+  const began = performance.now();
   try {
     for (let attempt = 0; !budget.signal.aborted; attempt++) {
       try {
@@ -45,7 +48,7 @@ export async function retry(
         if (budget.signal.aborted && !outer?.aborted) break;
         throw error;
       }
-      const pause = Math.min(backoff(attempt), budget.remaining());
+      const pause = Math.min(backoff(attempt, performance.now() - began), budget.remaining());
       if (pause <= 0) break;
       try {
         await sleep(pause, budget.signal);

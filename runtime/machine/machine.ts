@@ -244,6 +244,16 @@ export class MachineCore {
     });
   }
 
+  /** Benchmarks only: a raw exchange on the backdoor shell, serialised with commands (see BackdoorShell.rawExchange). */
+  async rawShellExchange(text: string, until: RegExp): Promise<string> {
+    await this.ensureConnected(undefined);
+    return this.queue.run(async () => {
+      const shell = this.running?.shell;
+      if (shell === undefined) throw await this.crashedWhile("a raw exchange");
+      return shell.rawExchange(text, until);
+    });
+  }
+
   /** Called by `reboot`: the guest is going down; its next shell announces itself anew. */
   protected async rebooting(): Promise<void> {
     const r = this.running;

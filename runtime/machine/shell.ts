@@ -213,7 +213,29 @@ export class BackdoorShell {
   }
 
   private onJunk(bytes: Buffer): void {
+    if (this.rawWaiter !== undefined) {
+      this.rawWaiter.text += bytes.toString("latin1");
+      if (this.rawWaiter.until.test(this.rawWaiter.text)) {
+        const w = this.rawWaiter;
+        this.rawWaiter = undefined;
+        w.resolve(w.text);
+      }
+      return;
+    }
     this.hooks.onJunk(bytes.toString("utf8"));
+  }
+
+  private rawWaiter: { until: RegExp; text: string; resolve(text: string): void } | undefined;
+
+  /**
+   * Benchmarks only: writes `text` as is and resolves with the guest's raw
+   * answer once it matches `until`, bypassing the protocol (to compare framings).
+   */
+  rawExchange(text: string, until: RegExp): Promise<string> {
+    return new Promise<string>((resolve) => {
+      this.rawWaiter = { until, text: "", resolve };
+      this.socket.write(text);
+    });
   }
 
   private settle(id: number | undefined): void {

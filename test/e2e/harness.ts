@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -80,4 +81,16 @@ export async function survivors(groups: number[]): Promise<string[]> {
     }
   }
   return left;
+}
+
+/** A strict check without a dependency: the declaration is there and every tag closes in order. */
+export function assertWellFormed(xml: string): void {
+  assert.ok(xml.startsWith("<?xml"), "XML declaration");
+  const stack: string[] = [];
+  for (const m of xml.matchAll(/<(\/?)([A-Za-z]+)[^>]*?(\/?)>/g)) {
+    if (m[3] === "/") continue;
+    if (m[1] === "/") assert.equal(stack.pop(), m[2], "tags close in order");
+    else stack.push(m[2] as string);
+  }
+  assert.deepEqual(stack, [], "every element is closed");
 }

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { before, test } from "node:test";
-import { runDriver, survivors, type Run } from "./harness.js";
+import { assertWellFormed, runDriver, survivors, type Run } from "./harness.js";
 import { buildGuest } from "../guests/start-scripts.js";
 
 const script = String.raw`
@@ -150,15 +150,3 @@ test("no QEMU is left", async () => {
   assert.ok(run.qemuPids.length >= 2, "expected two boots");
   assert.deepEqual(await survivors(run.qemuPids), []);
 });
-
-/** A strict check without a dependency: every tag closes in order. */
-export function assertWellFormed(xml: string): void {
-  assert.ok(xml.startsWith("<?xml"), "XML declaration");
-  const stack: string[] = [];
-  for (const m of xml.matchAll(/<(\/?)([A-Za-z]+)[^>]*?(\/?)>/g)) {
-    if (m[3] === "/") continue;
-    if (m[1] === "/") assert.equal(stack.pop(), m[2], "tags close in order");
-    else stack.push(m[2] as string);
-  }
-  assert.deepEqual(stack, [], "every element is closed");
-}

@@ -1,0 +1,250 @@
+import { randomBytes } from "node:crypto";
+import { cp, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative } from "node:path";
+import { deadline, sleep, timeoutError } from "../abort.js";
+import { CommandFailedError, TimeoutError, UsageError } from "../errors.js";
+import { retry, DEFAULT_WAIT_TIMEOUT } from "../polling.js";
+import { shellQuote } from "./framing.js";
+import { MachineCore } from "./machine.js";
+import {
+  splitCommands,
+  type CommandOptions,
+  type CommandsAndOptions,
+  type ExecuteResult,
+  type PortOptions,
+  type WaitOptions,
+} from "./options.js";
+
+/** Commands, waits and file copies: everything built on the backdoor shell. */
+export class CommandMachine extends MachineCore {
+  /** Runs each command; throws `CommandFailedError` on the first non-zero exit. Returns the outputs, joined. */
+  async succeed(...args: CommandsAndOptions): Promise<string> {
+    return this.api(async () => {
+      const { commands, options } = splitCommands(args);
+      let output = "";
+      for (const command of commands) {
+        output += await this.logger.nested(`must succeed: ${command}`, { machine: this.name }, async () => {
+          const r = await this.run(command, options);
+          if (r.timedOut) throw this.guestTimeout(command, options, r);
+          if (r.exitCode !== 0) throw new CommandFailedError(this.name, command, r.exitCode, r.output);
+          return r.output;
+        });
+      }
+      return output;
+    });
+  }
+
+  /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. */
+  async fail(...args: CommandsAndOptions): Promise<string> {
+    return this.api(async () => {
+      const { commands, options } = splitCommands(args);
+      let output = "";
+      for (const command of commands) {
+        output += await this.logger.nested(`must fail: ${command}`, { machine: this.name }, async () => {
+          const r = await this.run(command, options);
+          if (r.exitCode === 0) throw new CommandFailedError(this.name, command, 0, r.output, true);
+          return r.output;
+        });
+      }
+      return output;
+    });
+  }
+
+  /** Repeats `command` (backing off from 50 ms to 1 s) until it exits with 0; returns its output. Default timeout 900 s. */
+  async waitUntilSucceeds(command: string, options: WaitOptions = {}): Promise<string> {
+    return this.waitForExit(command, options, true);
+  }
+
+  /** Repeats `command` until it exits non-zero; returns its output. Default timeout 900 s. */
+  async waitUntilFails(command: string, options: WaitOptions = {}): Promise<string> {
+    return this.waitForExit(command, options, false);
+  }
+
+  async waitForFile(path: string, options: WaitOptions = {}): Promise<void> {
+    await this.waitQuietly(`waiting for file ${path}`, `test -e ${shellQuote(path)}`, options, true);
+  }
+
+  /** Waits until something listens on `port` (checked with `nc -z` inside the guest). */
+  async waitForOpenPort(port: number, options: PortOptions = {}): Promise<void> {
+    const address = options.address ?? "localhost";
+    await this.waitQuietly(`waiting for TCP port ${port} on ${address}`, `nc -z ${shellQuote(address)} ${checkPort(port)}`, options, true);
+  }
+
+  async waitForClosedPort(port: number, options: PortOptions = {}): Promise<void> {
+    const address = options.address ?? "localhost";
+    await this.waitQuietly(`waiting for TCP port ${port} on ${address} to be closed`, `nc -z ${shellQuote(address)} ${checkPort(port)}`, options, false);
+  }
+
+  async waitForOpenUnixSocket(path: string, options: WaitOptions & { isDatagram?: boolean } = {}): Promise<void> {
+    const flags = options.isDatagram ? "-uU" : "-U";
+    await this.waitQuietly(`waiting for UNIX socket ${path}`, `nc -z ${flags} ${shellQuote(path)}`, options, true);
+  }
+
+  /**
+   * Waits until `pattern` matches the serial console output not yet consumed
+   * by an earlier call (it may span lines). Event-driven; default timeout 900 s.
+   */
+  async waitForConsoleText(pattern: string | RegExp, options: WaitOptions = {}): Promise<string> {
+    return this.api(() =>
+      this.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.name }, async () => {
+        const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern;
+        const timeout = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
+        const budget = deadline(
+          [this.configSignal, options.signal],
+          timeout,
+          timeoutError(`waiting for ${String(pattern)} on the console`, this.name, () => `  last console lines:\n${this.console.tail(10)}`),
+        );
+        try {
+          return await this.console.waitFor(regex, budget.signal);
+        } finally {
+          budget.dispose();
+        }
+      }),
+    );
+  }
+
+  /** Sleeps in the guest's time (`sleep N` in the guest), as nixpkgs does. */
+  async sleep(seconds: number): Promise<void> {
+    await this.api(async () => {
+      await this.run(`sleep ${Number(seconds)}`, { timeout: seconds + 60 });
+    });
+  }
+
+  /** Presses keys through QEMU's monitor (`sendkey`), e.g. `ctrl-alt-delete`. */
+  async sendKey(key: string, options: { delay?: number } = {}): Promise<void> {
+    await this.sendMonitorCommand(`sendkey ${key}`);
+    await sleep((options.delay ?? 0.01) * 1000, this.configSignal);
+  }
+
+  /** Reboots the guest with ctrl-alt-delete; the next command waits for the new backdoor shell. */
+  async reboot(): Promise<void> {
+    await this.api(() =>
+      this.logger.nested("rebooting", { machine: this.name }, async () => {
+        await this.ensureConnected(undefined);
+        await this.sendKey("ctrl-alt-delete");
+        await this.rebooting();
+      }),
+    );
+  }
+
+  /**
+   * Copies a host file or directory into the guest at `target`, through the
+   * shared directory (mounted at /tmp/shared). Modes are kept; the owner is root.
+   */
+  async copyFromHost(source: string, target: string, options: CommandOptions = {}): Promise<void> {
+    await this.api(() =>
+      this.logger.nested(`copying ${source} from the host to ${target}`, { machine: this.name }, async () => {
+        await mkdir(this.config.sharedDir, { recursive: true });
+        const hostTmp = await mkdtemp(join(this.config.sharedDir, "copy-"));
+        try {
+          const name = basename(source);
+          await cp(source, join(hostTmp, name), { recursive: true, preserveTimestamps: true });
+          const guestSrc = `/tmp/shared/${basename(hostTmp)}/${name}`;
+          await this.mustSucceed(
+            `mkdir -p ${shellQuote(dirname(target))} && cp -r ${shellQuote(guestSrc)} ${shellQuote(target)}`,
+            options,
+          );
+        } finally {
+          await rm(hostTmp, { recursive: true, force: true });
+        }
+      }),
+    );
+  }
+
+  /**
+   * Copies a guest file or directory into the output directory (under
+   * `targetDir`, relative to it), through the shared directory.
+   */
+  async copyFromMachine(source: string, targetDir = "", options: CommandOptions = {}): Promise<string> {
+    return this.api(() =>
+      this.logger.nested(`copying ${source} from the VM to the output directory`, { machine: this.name }, async () => {
+        if (isAbsolute(targetDir) || relative(".", join(".", targetDir)).startsWith("..")) {
+          throw new UsageError(`copyFromMachine: targetDir must be a relative path inside the output directory, got ${JSON.stringify(targetDir)}`);
+        }
+        const name = basename(source);
+        const hop = `copy-${randomBytes(6).toString("hex")}`;
+        const guestDir = `/tmp/shared/${hop}`;
+        await mkdir(this.config.sharedDir, { recursive: true });
+        try {
+          await this.mustSucceed(`mkdir -p ${shellQuote(guestDir)} && cp -r ${shellQuote(source)} ${shellQuote(`${guestDir}/${name}`)}`, options);
+          const destination = join(this.config.outDir, targetDir, name);
+          await mkdir(dirname(destination), { recursive: true });
+          await cp(join(this.config.sharedDir, hop, name), destination, { recursive: true, preserveTimestamps: true });
+          return destination;
+        } finally {
+          await rm(join(this.config.sharedDir, hop), { recursive: true, force: true });
+        }
+      }),
+    );
+  }
+
+  /** nixpkgs' older name of `copyFromMachine`. */
+  async copyFromVm(source: string, targetDir = "", options: CommandOptions = {}): Promise<string> {
+    return this.copyFromMachine(source, targetDir, options);
+  }
+
+  private get configSignal(): AbortSignal {
+    return this.config.signal;
+  }
+
+  protected async mustSucceed(command: string, options: CommandOptions): Promise<ExecuteResult> {
+    const r = await this.run(command, options);
+    if (r.timedOut) throw this.guestTimeout(command, options, r);
+    if (r.exitCode !== 0) throw new CommandFailedError(this.name, command, r.exitCode, r.output);
+    return r;
+  }
+
+  private guestTimeout(command: string, options: CommandOptions, r: ExecuteResult): TimeoutError {
+    const seconds = options.timeout ?? 900;
+    const out = r.output === "" ? "" : `  output before it was killed:\n${r.output.replace(/^/gm, "    ")}`;
+    return new TimeoutError(
+      `command \`${command}\``,
+      seconds,
+      this.name,
+      `  the guest-side timeout killed it (exit code 124); pass { timeout: <seconds> } for a longer limit\n${out}`.trimEnd(),
+    );
+  }
+
+  private async waitForExit(command: string, options: WaitOptions, success: boolean): Promise<string> {
+    return this.api(() =>
+      this.logger.nested(`waiting for ${success ? "success" : "failure"}: ${command}`, { machine: this.name }, async () => {
+        let last: ExecuteResult | undefined;
+        try {
+          await retry(
+            async (_lastTry, signal) => {
+              last = await this.run(command, { ...(signal ? { signal } : {}), timeout: options.timeout === undefined ? 900 : options.timeout });
+              return (last.exitCode === 0) === success;
+            },
+            { ...options, what: `waiting for ${success ? "success" : "failure"} of \`${command}\``, machine: this.name },
+          );
+        } catch (error) {
+          if (error instanceof TimeoutError && last !== undefined) {
+            throw new TimeoutError(error.what, error.timeout, this.name, `  last exit code ${last.exitCode}, output:\n${last.output.replace(/^/gm, "    ")}`.trimEnd());
+          }
+          throw error;
+        }
+        return (last as ExecuteResult).output;
+      }),
+    );
+  }
+
+  /** A wait that is a shell test repeated until it gives the wanted answer. */
+  private async waitQuietly(what: string, test: string, options: WaitOptions, success: boolean): Promise<void> {
+    await this.api(() =>
+      this.logger.nested(what, { machine: this.name }, () =>
+        retry(
+          async (_lastTry, signal) => {
+            const r = await this.run(test, { ...(signal ? { signal } : {}), timeout: 60 });
+            return (r.exitCode === 0) === success;
+          },
+          { ...options, what, machine: this.name },
+        ),
+      ),
+    );
+  }
+}
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`a port must be an integer from 1 to 65535, got ${String(port)}`);
+  return port;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for nixos-test-ts: system packages (as root,
+# or with sudo), npm dependencies, the build, and the tiny test guest (built
+# from Debian packages, cached in ~/.cache/nixos-test-ts).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+# The guest build downloads .debs with apt-get download, which needs package lists.
+$sudo apt-get update -q
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+command -v node >/dev/null || { echo "setup: Node.js ≥ 20 is required (apt-get install nodejs npm, or nodesource)" >&2; exit 1; }
+npm ci --no-audit --no-fund
+npm run build
+bash test/guests/tiny/build.sh >/dev/null
+echo "setup: ready" >&2
