@@ -17,7 +17,7 @@ export function captureCallSite(): () => string | undefined {
 /** The first stack frame that is not the driver's, not Node's: `file:line:column`. */
 export function userFrame(stack: string | undefined): string | undefined {
   for (const line of (stack ?? "").split("\n").slice(1)) {
-    const m = /\(?((?:file:\/\/)?\/[^\s()]+):(\d+):(\d+)\)?\s*$/.exec(line.trim());
+    const m = /(?:^at |\()((?:file:\/\/)?\/[^\s()]+):(\d+):(\d+)\)?$/.exec(line.trim());
     if (m === null) continue;
     const file = m[1]?.startsWith("file://") ? fileURLToPath(m[1]) : (m[1] as string);
     if (file.startsWith(packageRoot) || file.includes("/node_modules/")) continue;

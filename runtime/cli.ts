@@ -10,7 +10,7 @@ import { describeFailure } from "./failure.js";
 import { LOG_LEVELS, Logger, type LogLevel } from "./log/logger.js";
 import { TerminalSink } from "./log/terminal.js";
 import { XmlLogSink } from "./log/xml.js";
-import { QemuProcess } from "./machine/process.js";
+import { killAllSync } from "./reaper.js";
 import { runTestScript } from "./script/run.js";
 
 const EXIT_FAILED = 1;
@@ -75,6 +75,8 @@ async function resolveConfiguration(script: string | undefined, flags: Flags): P
   config.testScript = testScript;
   const names = new Set<string>();
   for (const vm of config.vms) {
+    // QEMU runs in the VM's state directory, so a relative path would point elsewhere.
+    if (!/\s/.test(vm.startScript.trim())) vm.startScript = resolve(vm.startScript.trim());
     if (names.has(vm.name)) throw new ConfigError(`two start scripts are for a machine named ${JSON.stringify(vm.name)}`);
     names.add(vm.name);
     checkExecutable(vm.startScript, `start script of machine ${vm.name}`);
@@ -144,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
     if (driver === undefined) process.exit(signal === "SIGINT" ? 130 : 143);
     if (driver.signal.aborted) {
       // A second signal: the user wants out now.
-      QemuProcess.killAllSync();
+      killAllSync();
       logger.end();
       process.exit(signal === "SIGINT" ? 130 : 143);
     }
@@ -156,7 +158,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
   process.on("SIGHUP", onSignal);
   process.on("exit", () => {
-    QemuProcess.killAllSync();
+    killAllSync();
     logger.end();
   });
   process.on("unhandledRejection", (reason) => {
@@ -182,9 +184,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(flags.stateDir === undefined ? {} : { stateRoot: resolve(flags.stateDir) }),
       ...testHooks(),
     });
-    if (config.vlans.length > 0) {
-      throw new ConfigError(`vlans ${config.vlans.join(", ")}: virtual networks (vde_switch) are not available yet in nixos-test-ts; run machines without vlans`);
-    }
+    await driver.setUp();
     driver.armGlobalTimeout();
     const began = performance.now();
     await runTestScript(driver, resolve(config.testScript));

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { VmConfiguration } from "../lib/config.js";
@@ -9,6 +10,7 @@ import type { Logger } from "./log/logger.js";
 import { Machine } from "./machine/index.js";
 import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
 import { retry as retryImpl, type RetryOptions } from "./polling.js";
+import { VLan } from "./vlan.js";
 
 export interface DriverOptions {
   vms: VmConfiguration[];
@@ -40,6 +42,8 @@ export interface SubtestResult {
  */
 export class Driver {
   readonly machines: Readonly<Record<string, Machine>>;
+  /** The virtual networks by number, once `setUp()` ran. */
+  readonly vlans: Record<number, VLan> = {};
   readonly logger: Logger;
   readonly outDir: string;
   readonly globalTimeout: number;
@@ -49,9 +53,14 @@ export class Driver {
   private readonly stateRoot: string;
   private readonly ownsStateRoot: boolean;
   private timer: NodeJS.Timeout | undefined;
+  private readonly vlanNumbers: number[];
+  /** The start scripts' extra environment; `setUp()` adds the vlan sockets. */
+  private readonly env: Record<string, string>;
 
   constructor(options: DriverOptions) {
     this.logger = options.logger;
+    // Every concurrent wait listens on this signal; dozens are normal, not a leak.
+    setMaxListeners(0, this.controller.signal);
     this.outDir = options.outDir;
     this.globalTimeout = options.globalTimeout;
     const base = options.stateRoot ?? process.env.XDG_RUNTIME_DIR ?? process.env.TMPDIR ?? "/tmp";
@@ -60,6 +69,8 @@ export class Driver {
     // otherwise a private directory per run lets two tests run side by side.
     this.ownsStateRoot = !options.keepVmState && options.stateRoot === undefined;
     this.stateRoot = this.ownsStateRoot ? mkdtempSync(join(base, "nixos-test-")) : base;
+    this.vlanNumbers = [...new Set(options.vlans)].sort((a, b) => a - b);
+    this.env = { ...options.env };
     const sharedDir = join(this.stateRoot, "shared-xchg");
     mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
     const machines: Record<string, Machine> = {};
@@ -73,7 +84,7 @@ export class Driver {
         keepVmState: options.keepVmState ?? false,
         logger: this.logger,
         signal: this.controller.signal,
-        env: options.env ?? {},
+        env: this.env,
         beforeCommand: () => this.checkPollingConditions(),
         ...(options.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: options.shellReadDelayMs }),
         ...(options.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
@@ -81,6 +92,15 @@ export class Driver {
     }
     this.machines = machines;
     if (!options.keepVmState) this.logger.log("Machine state will be reset. To keep it, pass --keep-vm-state");
+  }
+
+  /** Starts the vlans' switches (before any VM, whose start script needs their sockets). */
+  async setUp(): Promise<void> {
+    for (const nr of this.vlanNumbers) {
+      const vlan = await VLan.start(nr, this.stateRoot, this.logger);
+      this.vlans[nr] = vlan;
+      this.env[`QEMU_VDE_SOCKET_${nr}`] = vlan.socket;
+    }
   }
 
   /** Aborted when the test must stop: global timeout, SIGINT/SIGTERM, `abort()`. */
@@ -169,6 +189,8 @@ export class Driver {
     };
     const list = Object.values(this.machines);
     for (const m of list) symbols[sanitiseName(m.name)] = m;
+    symbols.vlans = this.vlans;
+    for (const v of Object.values(this.vlans)) symbols[`vlan${v.nr}`] = v;
     if (list.length === 1 && !("machine" in this.machines)) symbols.machine = list[0];
     return symbols;
   }
@@ -192,6 +214,7 @@ export class Driver {
     clearTimeout(this.timer);
     this.abort(new MachineError("driver", "the test has ended"));
     await Promise.all(Object.values(this.machines).map((m) => m.release().catch(() => undefined)));
+    await Promise.all(Object.values(this.vlans).map((v) => v.stop().catch(() => undefined)));
     if (this.ownsStateRoot) rmSync(this.stateRoot, { recursive: true, force: true });
   }
 

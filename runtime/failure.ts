@@ -22,7 +22,7 @@ export function describeFailure(error: unknown): string {
   }
   const cause = error instanceof Error ? error.cause : undefined;
   if (cause instanceof Error && !(error instanceof AggregateError)) parts.push(`  caused by: ${cause.message.split("\n")[0]}`);
-  const location = scriptLocation(error);
+  const location = error instanceof AggregateError ? undefined : scriptLocation(error);
   if (location !== undefined) parts.push(`at ${location}${codeFrame(location)}`);
   return parts.join("\n");
 }

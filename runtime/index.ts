@@ -3,6 +3,7 @@
  * classes below; everything else in this package is internal.
  */
 export { Driver, type DriverOptions, type SubtestResult } from "./driver.js";
+export { VLan } from "./vlan.js";
 export { Machine } from "./machine/index.js";
 export type {
   CommandOptions,

@@ -1,4 +1,4 @@
-import { SystemdMachine } from "./systemd.js";
+import { NetworkMachine } from "./network.js";
 
 export type { MachineConfig } from "./machine.js";
 export type * from "./options.js";
@@ -9,5 +9,9 @@ export type { UnitOptions } from "./systemd.js";
  * method is async; options (timeouts in seconds, an AbortSignal) go last.
  * Commands to one machine run one at a time; different machines run
  * concurrently, so `Promise.all([a.succeed(x), b.succeed(y)])` overlaps.
+ *
+ * The methods come in layers, one file each: lifecycle and primitives
+ * (machine.ts), commands and waits (commands.ts), systemd (systemd.ts),
+ * network (network.ts).
  */
-export class Machine extends SystemdMachine {}
+export class Machine extends NetworkMachine {}

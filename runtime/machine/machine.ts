@@ -399,8 +399,11 @@ export class MachineCore {
       this.log(`QEMU running (pid ${qemu.pid})`);
       return r;
     } catch (error) {
+      // If QEMU died, that is the story (with its output), not the socket that closed.
+      const died = !qemu.running || (await this.exitedSoon(r));
       await qemu.kill("SIGKILL");
       this.closeConnections(r);
+      if (died && !this.config.signal.aborted) throw this.crashError("starting", r);
       throw error;
     }
   }

@@ -83,11 +83,14 @@ export class Monitor {
   }
 }
 
-/** HMP echoes the command with terminal escapes; users want only QEMU's reply. */
+/**
+ * HMP echoes the command as typed, redrawing the line after each character
+ * with terminal escapes; users want only QEMU's reply, after that line.
+ */
 function clean(answer: string, command: string): string {
   // eslint-disable-next-line no-control-regex
   const text = answer.replace(/\x1b\[[0-9;]*[A-Za-z]|\x1b[()][A-Z0-9]/g, "").replace(/\r/g, "");
   const lines = text.split("\n");
-  if (lines[0]?.trim() === command.trim()) lines.shift();
+  if (lines.length > 1 && lines[0]?.trimEnd().endsWith(command.trim())) lines.shift();
   return lines.join("\n");
 }

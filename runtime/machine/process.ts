@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { StringDecoder } from "node:string_decoder";
+import { killGroup, track } from "../reaper.js";
 
 export interface ExitStatus {
   code: number | null;
@@ -15,9 +16,6 @@ export interface QemuProcessOptions {
   /** Each line QEMU prints (stdout is the guest's serial console; stderr QEMU's own messages). */
   onLine(line: string): void;
 }
-
-/** Every QEMU started by this process, so that even a crash of the driver kills them (see killAllSync). */
-const live = new Set<QemuProcess>();
 
 /**
  * One start script and the QEMU it runs. The script gets a process group of
@@ -46,7 +44,7 @@ export class QemuProcess {
           stdio: ["pipe", "pipe", "pipe"],
         });
     this.pid = this.child.pid ?? -1;
-    live.add(this);
+    const untrack = track(this.pid);
     const spawnError = new Promise<ExitStatus>((resolve) => {
       this.child.once("error", (error: NodeJS.ErrnoException) => {
         options.onLine(`cannot run ${options.startScript}: ${error.message}`);
@@ -62,7 +60,7 @@ export class QemuProcess {
     });
     this.exited = Promise.race([closed, spawnError]).then((status) => {
       this.status = status;
-      live.delete(this);
+      untrack();
       return status;
     });
     this.child.stdin?.on("error", () => undefined);
@@ -91,17 +89,7 @@ export class QemuProcess {
   }
 
   private killGroup(signal: NodeJS.Signals): void {
-    if (this.pid <= 0) return;
-    try {
-      process.kill(-this.pid, signal);
-    } catch {
-      // ESRCH: the group is already empty.
-    }
-  }
-
-  /** Last resort for process exit paths where nothing async can run. */
-  static killAllSync(): void {
-    for (const p of live) p.killGroup("SIGKILL");
+    killGroup(this.pid, signal);
   }
 }
 
