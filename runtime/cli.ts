@@ -10,6 +10,7 @@ import { describeFailure } from "./failure.js";
 import { LOG_LEVELS, Logger, type LogLevel } from "./log/logger.js";
 import { TerminalSink } from "./log/terminal.js";
 import { XmlLogSink } from "./log/xml.js";
+import { checkHostTools } from "./preflight.js";
 import { killAllSync } from "./reaper.js";
 import { runTestScript } from "./script/run.js";
 
@@ -48,7 +49,22 @@ function program(): Command {
     .showHelpAfterError();
 }
 
-async function resolveConfiguration(script: string | undefined, flags: Flags): Promise<DriverConfiguration> {
+/**
+ * `--vlans 1 2 test.mjs`: the variadic flags swallow the test script that
+ * follows them. A vlan is never a path and a start script never a .js/.ts
+ * module, so such a last value is taken back as the test script.
+ */
+function reclaimTestScript(script: string | undefined, flags: Flags): string | undefined {
+  if (script !== undefined) return script;
+  const lastVlan = flags.vlans?.at(-1);
+  if (lastVlan !== undefined && !/^\s*\d+(\s+\d+)*\s*$/.test(lastVlan)) return flags.vlans?.pop();
+  const lastScript = flags.startScripts?.at(-1);
+  if (lastScript !== undefined && /\.(m?js|m?ts)$/.test(lastScript)) return flags.startScripts?.pop();
+  return undefined;
+}
+
+async function resolveConfiguration(positional: string | undefined, flags: Flags): Promise<DriverConfiguration> {
+  const script = reclaimTestScript(positional, flags);
   let config: DriverConfiguration;
   if (flags.config !== undefined) {
     config = await readDriverConfiguration(flags.config);
@@ -82,6 +98,7 @@ async function resolveConfiguration(script: string | undefined, flags: Flags): P
     checkExecutable(vm.startScript, `start script of machine ${vm.name}`);
   }
   checkReadable(config.testScript, "test script");
+  checkHostTools(config.vms, config.vlans);
   return config;
 }
 
@@ -161,7 +178,10 @@ export async function main(argv: string[]): Promise<number> {
     killAllSync();
     logger.end();
   });
+  let over = false;
   process.on("unhandledRejection", (reason) => {
+    // After the end, stray rejections are the echo of our own cleanup.
+    if (over) return;
     const error = reason instanceof Error ? reason : new Error(String(reason));
     logger.error(`a promise failed that nobody awaited (a missing \`await\`?):\n${describeFailure(error)}`);
     driver?.abort(error);
@@ -201,6 +221,7 @@ export async function main(argv: string[]): Promise<number> {
       if (exitCode === 0) exitCode = EXIT_FAILED;
     }
   } finally {
+    over = true;
     await driver?.cleanup();
     logger.end();
   }

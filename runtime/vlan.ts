@@ -75,7 +75,7 @@ export class VLan {
       if (fallback !== undefined) rmSync(fallback, { recursive: true, force: true });
       throw error;
     }
-    logger.debug(`vlan${nr}: vde_switch running (pid ${term.pid}, socket ${socket})`);
+    logger.log(`vlan${nr}: vde_switch running (pid ${term.pid}, socket ${socket})`);
     return new VLan(nr, socket, term, untrack, fallback, exited);
   }
 

@@ -302,8 +302,10 @@ export class MachineCore {
     const began = performance.now();
     await this.logger.nested("waiting for the VM to finish booting", { machine: this.name }, async () => {
       const waiting = abortable(shell.waitForMarker(), this.config.signal);
+      waiting.catch(() => undefined); // raced below; its rejection may come after the race is over
       for (;;) {
         const tick = sleep(SILENCE_HINT_MS, this.config.signal).then(() => "tick" as const);
+        tick.catch(() => undefined);
         const winner = await Promise.race([waiting.then(() => "ready" as const), tick, r.process.exited.then(() => "exited" as const)]);
         if (winner === "ready") break;
         if (winner === "exited") throw await this.crashedWhile("booting (before the backdoor shell started)");
