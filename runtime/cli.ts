@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { accessSync, constants, mkdirSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { readDriverConfiguration, type DriverConfiguration, DEFAULT_GLOBAL_TIMEOUT } from "../lib/config.js";
 import { machineNameFromStartScript } from "../lib/names.js";
@@ -10,6 +10,10 @@ import { describeFailure } from "./failure.js";
 import { LOG_LEVELS, Logger, type LogLevel } from "./log/logger.js";
 import { TerminalSink } from "./log/terminal.js";
 import { XmlLogSink } from "./log/xml.js";
+import { RecordSink } from "./log/record.js";
+import { writeHtmlReport } from "./report/html.js";
+import { writeJunit } from "./report/junit.js";
+import { collectCases } from "./report/results.js";
 import { checkHostTools } from "./preflight.js";
 import { killAllSync } from "./reaper.js";
 import { runTestScript } from "./script/run.js";
@@ -28,6 +32,7 @@ interface Flags {
   junitXml?: string;
   logLevel?: string;
   stateDir?: string;
+  testName?: string;
 }
 
 function program(): Command {
@@ -44,6 +49,7 @@ function program(): Command {
     .addOption(new Option("--output_directory <dir>").hideHelp())
     .addOption(new Option("-I, --interactive", "open a REPL instead of running the script"))
     .addOption(new Option("--junit-xml <file>", "write a JUnit report (relative to the output directory)"))
+    .addOption(new Option("--test-name <name>", "the test's name in reports (default: the script's file name)"))
     .addOption(new Option("--log-level <level>", "debug, info, warning or error").choices(LOG_LEVELS).env("logLevel"))
     .addOption(new Option("--state-dir <dir>", "parent of the vm-state-<name> directories (default: $XDG_RUNTIME_DIR or $TMPDIR)"))
     .showHelpAfterError();
@@ -159,6 +165,9 @@ export async function main(argv: string[]): Promise<number> {
 
   let driver: Driver | undefined;
   let exitCode = EXIT_FAILED;
+  let failure: unknown;
+  let reports: (() => void) | undefined;
+  const began = performance.now();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (driver === undefined) process.exit(signal === "SIGINT" ? 130 : 143);
     if (driver.signal.aborted) {
@@ -189,11 +198,19 @@ export async function main(argv: string[]): Promise<number> {
 
   try {
     if (flags.interactive) throw new ConfigError("--interactive is not available yet in nixos-test-ts (the REPL is planned); run the test script without it");
-    if (flags.junitXml !== undefined) throw new ConfigError("--junit-xml is not available yet in nixos-test-ts (planned); run without it");
     const config = await resolveConfiguration(cmd.args[0], flags);
     const outDir = outputDirectory(flags);
     const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
     logger.addSink(new XmlLogSink(logFile));
+    const record = new RecordSink();
+    logger.addSink(record);
+    const testName = flags.testName ?? basename(config.testScript).replace(/\.[^.]+$/, "");
+    reports = () => {
+      const duration = (performance.now() - began) / 1000;
+      const run = { name: testName, duration, error: failure, cases: collectCases(driver?.subtests ?? [], failure, duration) };
+      writeHtmlReport(resolve(outDir, "report.html"), run, record, outDir);
+      if (flags.junitXml !== undefined) writeJunit(resolve(outDir, flags.junitXml), run, record);
+    };
     driver = new Driver({
       vms: config.vms,
       vlans: config.vlans,
@@ -206,10 +223,10 @@ export async function main(argv: string[]): Promise<number> {
     });
     await driver.setUp();
     driver.armGlobalTimeout();
-    const began = performance.now();
+    const scriptBegan = performance.now();
     await runTestScript(driver, resolve(config.testScript));
     await driver.guard(driver.syncAll());
-    logger.log(`test script finished in ${((performance.now() - began) / 1000).toFixed(2)}s`);
+    logger.log(`test script finished in ${((performance.now() - scriptBegan) / 1000).toFixed(2)}s`);
     exitCode = 0;
   } catch (error) {
     if (error instanceof ConfigError && driver === undefined) {
@@ -217,12 +234,19 @@ export async function main(argv: string[]): Promise<number> {
       exitCode = EXIT_USAGE;
     } else {
       const reason = driver?.signal.aborted && !(error instanceof NixosTestError) ? (driver.signal.reason as unknown) : error;
-      logger.error(`test failed:\n${describeFailure(reason ?? error)}`);
+      failure = reason ?? error;
+      logger.error(`test failed:\n${describeFailure(failure)}`);
       if (exitCode === 0) exitCode = EXIT_FAILED;
     }
   } finally {
     over = true;
     await driver?.cleanup();
+    try {
+      reports?.();
+    } catch (error) {
+      logger.error(`could not write the reports: ${(error as Error).message}`);
+      if (exitCode === 0) exitCode = EXIT_FAILED;
+    }
     logger.end();
   }
   return exitCode;

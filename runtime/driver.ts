@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { setMaxListeners } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -32,8 +33,14 @@ export interface DriverOptions {
 
 export interface SubtestResult {
   name: string;
+  /** Names of the enclosing subtests, outermost first. */
+  parents: string[];
+  /** Seconds from the start of the run. */
+  start: number;
   seconds: number;
   error: unknown;
+  /** The log block of this subtest, to pick its lines from a RecordSink. */
+  frame: number | undefined;
 }
 
 /**
@@ -53,6 +60,8 @@ export class Driver {
   private readonly stateRoot: string;
   private readonly ownsStateRoot: boolean;
   private timer: NodeJS.Timeout | undefined;
+  private readonly subtestStack = new AsyncLocalStorage<string[]>();
+  private readonly began = performance.now();
   private readonly vlanNumbers: number[];
   /** The start scripts' extra environment; `setUp()` adds the vlan sockets. */
   private readonly env: Record<string, string>;
@@ -145,16 +154,28 @@ export class Driver {
   async subtest<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const site = captureCallSite();
     const start = performance.now();
+    const parents = this.subtestStack.getStore() ?? [];
     let failure: unknown;
+    let frame: number | undefined;
     try {
-      return await this.logger.nested(`subtest: ${name}`, {}, fn);
+      return await this.logger.nested(`subtest: ${name}`, {}, () => {
+        frame = this.logger.currentFrame()?.id;
+        return this.subtestStack.run([...parents, name], fn);
+      });
     } catch (error) {
       failure = error ?? new Error("undefined was thrown");
       attachLocation(error, site);
       this.logger.error(`Test "${name}" failed with error: "${(error as Error)?.message ?? String(error)}"`);
       throw error;
     } finally {
-      this.subtests.push({ name, seconds: (performance.now() - start) / 1000, error: failure });
+      this.subtests.push({
+        name,
+        parents,
+        start: (start - this.began) / 1000,
+        seconds: (performance.now() - start) / 1000,
+        error: failure,
+        frame,
+      });
     }
   }
 

@@ -91,6 +91,11 @@ export class Logger {
     }
   }
 
+  /** The innermost `nested` block the caller runs in. */
+  currentFrame(): LogFrame | undefined {
+    return this.context.getStore();
+  }
+
   flush(): void {
     for (const s of this.sinks) s.flush();
   }
