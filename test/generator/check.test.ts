@@ -1,0 +1,188 @@
+// The build-time check in process: each mistake fails with the user's file:line:col, the good scripts pass.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { test } from "node:test";
+import { checkScript, ONE_NODE, ROOT, TWO_NODES } from "./helpers.js";
+
+/** The printed diagnostic starts with `test.ts:<line>:<col> <severity> <code>`, followed by the line and a caret. */
+function assertFinding(printed: string, line: number, column: number, severity: string, code: string, message?: RegExp): void {
+  const head = `test.ts:${line}:${column} ${severity} ${code} `;
+  const at = printed.indexOf(head);
+  assert.ok(at !== -1, `expected "${head}…" in:\n${printed}`);
+  const block = printed.slice(at).split("\n\n").slice(0, 2).join("\n\n");
+  if (message !== undefined) assert.match(block, message);
+  assert.match(block, new RegExp(`\\n  ${line} \\| .*\\n  ${" ".repeat(String(line).length)} \\| ${" ".repeat(column - 1)}\\^`), `code frame with a caret under column ${column}:\n${block}`);
+}
+
+test("an unknown machine is a type error at its line (client's units are the shared ones, hence the name)", async () => {
+  const r = await checkScript(TWO_NODES, ["await startAll();", 'await server.succeed("true");', 'await machine3.succeed("true");']);
+  assert.equal(r.errors, 1, r.printed);
+  assertFinding(r.printed, 3, 7, "error", "TS2552", /Cannot find name 'machine3'. Did you mean 'machines'\?/);
+  assert.equal(r.emitted, undefined, "nothing is emitted when the check fails");
+});
+
+test("an unknown machine imported from the generated module is an error too", async () => {
+  const r = await checkScript(TWO_NODES, ['import { server, machine3 } from "./test.generated.js";', 'await server.succeed("true");']);
+  assertFinding(r.printed, 1, 18, "error", "TS2724", /has no exported member named 'machine3'/);
+});
+
+test("a misspelled method names the right one", async () => {
+  const r = await checkScript(ONE_NODE, ["", '  await machine.succed("true");']);
+  assertFinding(r.printed, 2, 17, "error", "TS2551", /Property 'succed' does not exist .*Did you mean 'succeed'\?/);
+});
+
+test("a unit the node lacks is an error; the message lists what it accepts", async () => {
+  const r = await checkScript(TWO_NODES, ['await server.waitForUnit("nginx.service");', 'await client.waitForUnit("nginx.service");', 'await server.waitForUnit("ngnix.service");']);
+  assert.equal(r.errors, 2, r.printed);
+  assertFinding(r.printed, 2, 26, "error", "TS2345", /'"nginx.service"' is not assignable to parameter of type 'UnitsOfEveryNode \| RuntimeUnit'/);
+  assertFinding(r.printed, 3, 26, "error", "TS2345", /'"ngnix.service"'/);
+});
+
+test("every unit method is checked, not only waitForUnit", async () => {
+  const r = await checkScript(TWO_NODES, [
+    'await client.getUnitInfo("nginx.service");',
+    'await client.getUnitProperty("nginx.service", "ActiveState");',
+    'await client.requireUnitState("nginx.service");',
+    'await client.startJob("nginx.service");',
+    'await client.stopJob("nginx.service");',
+    'await client.waitForJob("nginx.service");',
+  ]);
+  assert.equal(r.errors, 6, r.printed);
+  for (let line = 1; line <= 6; line++) assert.match(r.printed, new RegExp(`test\\.ts:${line}:\\d+ error TS2345`));
+});
+
+test("template units accept any instance; units created at run time pass through runtimeUnit", async () => {
+  const r = await checkScript(TWO_NODES, [
+    'await client.waitForUnit("getty@tty1.service");',
+    'await server.waitForUnit("getty@ttyS0.service");',
+    'await server.waitForUnit(runtimeUnit("probe.service"));',
+    'await client.stopJob(runtimeUnit("transient-1.scope"));',
+  ]);
+  assert.equal(r.printed, "");
+  assert.ok(r.emitted !== undefined);
+});
+
+test("the escape hatch and every binding also work by import", async () => {
+  const r = await checkScript(TWO_NODES, [
+    'import { client, server, machines, vlan1, vlans, runtimeUnit, type ServerMachine, type TestMachine } from "./test.generated.js";',
+    "const s: ServerMachine = server;",
+    "const all: TestMachine[] = [client, server, machines.client];",
+    'async function ping(m: TestMachine): Promise<string> { return m.succeed("true"); }',
+    "await Promise.all(all.map(ping));",
+    'await s.waitForUnit(runtimeUnit("probe.service"));',
+    "const nr: number = vlan1.nr + vlans[1].nr;",
+  ]);
+  assert.equal(r.printed, "");
+});
+
+test("a vlan no node is on does not exist", async () => {
+  const r = await checkScript(TWO_NODES, ["const a = vlan1.nr;", "const b = vlan3.nr;", "const c = vlans[3];"]);
+  assertFinding(r.printed, 2, 11, "error", "TS2552", /Cannot find name 'vlan3'. Did you mean 'vlan1'\?/);
+  assertFinding(r.printed, 3, 11, "error", "TS7053", /Property '3' does not exist on type 'VLans'/);
+});
+
+test("an undeclared port is a warning naming the node's ports, and the check passes", async () => {
+  const r = await checkScript(TWO_NODES, ["await server.waitForOpenPort(80);", "await server.waitForOpenPort(8080);", "await client.forwardPort({ hostPort: 2222, guestPort: 80 });"]);
+  assert.equal(r.errors, 0, r.printed);
+  assert.equal(r.warnings, 2, r.printed);
+  assertFinding(r.printed, 2, 30, "warning", "lint/undeclared-port", /port 8080 is not open in the firewall of node server: its open TCP ports are 22, 80/);
+  assertFinding(r.printed, 3, 55, "warning", "lint/undeclared-port", /port 80 .* node client: its open TCP ports are 22/);
+  assert.ok(r.emitted !== undefined, "warnings do not stop the emit");
+});
+
+test("under strict ports an undeclared port is an error (CLI option or manifest)", async () => {
+  const lines = ["await server.waitForOpenPort(22);", "await server.waitForClosedPort(8080);"];
+  const byOption = await checkScript(TWO_NODES, lines, { strictPorts: true });
+  assert.equal(byOption.errors, 1, byOption.printed);
+  assertFinding(byOption.printed, 2, 32, "error", "lint/undeclared-port", /port 8080/);
+  const byManifest = await checkScript({ ...TWO_NODES, strictPorts: true }, lines);
+  assertFinding(byManifest.printed, 2, 32, "error", "lint/undeclared-port");
+  const variable = await checkScript(TWO_NODES, ["const port = 8080 as number;", "await server.waitForOpenPort(port);"], { strictPorts: true });
+  assert.equal(variable.printed, "", "only literals are checked: a computed port is the user's business");
+});
+
+test("a missing await is an error: driver calls, then without a rejection handler", async () => {
+  const r = await checkScript(TWO_NODES, [
+    'server.succeed("true");',
+    'await server.succeed("true");',
+    'void server.succeed("in the background, on purpose");',
+    "server.succeed('x').then((out) => log(out));",
+    "server.succeed('x').then((out) => log(out), () => undefined);",
+    "server.succeed('x').catch(() => undefined);",
+    "server.succeed('x').finally(() => log('done'));",
+    "subtest('x', async () => { client.waitForUnit('sshd.service'); });",
+  ]);
+  assert.equal(r.errors, 5, r.printed);
+  assertFinding(r.printed, 1, 1, "error", "lint/floating-promise", /`server.succeed\(…\)` is a promise that nobody awaits/);
+  assertFinding(r.printed, 4, 1, "error", "lint/floating-promise", /handles success only/);
+  assertFinding(r.printed, 7, 1, "error", "lint/floating-promise", /`server.succeed\('x'\).finally\(…\)` is a promise/);
+  assertFinding(r.printed, 8, 1, "error", "lint/floating-promise", /`subtest\(…\)`/);
+  assert.match(r.printed, /test\.ts:8:28 error lint\/floating-promise `client\.waitForUnit\(…\)`/, "inside callbacks too");
+});
+
+test("an array of promises must go through Promise.all/allSettled/any/race", async () => {
+  const r = await checkScript(TWO_NODES, [
+    '[server.succeed("a"), client.succeed("b")];',
+    'Object.values(machines).map((m) => m.succeed("c"));',
+    'await Promise.all([server.succeed("a"), client.succeed("b")]);',
+    'await Promise.allSettled(Object.values(machines).map((m) => m.succeed("c")));',
+    'await [server.succeed("a")];',
+    'Object.values(machines).forEach(async (m) => { await m.succeed("d"); });',
+  ]);
+  assert.equal(r.errors, 4, r.printed);
+  assertFinding(r.printed, 1, 1, "error", "lint/promise-array", /wrap it in `await Promise.all\(…\)`/);
+  assertFinding(r.printed, 2, 1, "error", "lint/promise-array");
+  assertFinding(r.printed, 5, 1, "error", "lint/promise-array", /`await` of an array does not wait/);
+  assertFinding(r.printed, 6, 33, "error", "lint/misused-promise", /forEach` expects a function that returns nothing/);
+});
+
+test("all findings are reported at once, in line order", async () => {
+  const r = await checkScript(TWO_NODES, ["machine3;", 'server.succeed("x");', 'await server.waitForUnit("nope.service");', "[server.succeed('y')];"]);
+  assert.equal(r.errors, 4, r.printed);
+  const lines = [...r.printed.matchAll(/^test\.ts:(\d+):/gm)].map((m) => Number(m[1]));
+  assert.deepEqual(lines, [1, 2, 3, 4]);
+});
+
+test("skipLint lets a floating promise through; skipTypeCheck lets a type error through", async () => {
+  const floating = ['server.succeed("true");'];
+  assert.equal((await checkScript(TWO_NODES, floating)).errors, 1);
+  const lintSkipped = await checkScript(TWO_NODES, floating, { skipLint: true });
+  assert.equal(lintSkipped.printed, "");
+  assert.ok(lintSkipped.emitted !== undefined);
+
+  const typeError = ['await server.waitForUnit("ngnix.service");'];
+  assert.equal((await checkScript(TWO_NODES, typeError)).errors, 1);
+  const typesSkipped = await checkScript(TWO_NODES, typeError, { skipTypeCheck: true });
+  assert.equal(typesSkipped.printed, "");
+  assert.ok(typesSkipped.emitted !== undefined);
+
+  const syntax = await checkScript(TWO_NODES, ["await server.succeed(;"], { skipTypeCheck: true, skipLint: true });
+  assertFinding(syntax.printed, 1, 22, "error", "TS1005", /'\)' expected/);
+});
+
+test("the example two-node script passes, and its JS is an ES module with a source map to the user's file", async () => {
+  const script = readFileSync(join(ROOT, "examples", "two-nodes", "test.ts"), "utf8").replace(/\n$/, "").split("\n");
+  const manifest = JSON.parse(readFileSync(join(ROOT, "examples", "two-nodes", "manifest.json"), "utf8")) as Record<string, unknown>;
+  const r = await checkScript(manifest, script);
+  assert.equal(r.printed, "");
+  assert.equal(r.emitted, join(r.dir.out, "test.js"));
+  const js = readFileSync(r.emitted, "utf8");
+  assert.match(js, /^import "\.\/test\.generated\.js";\n/, "the script loads the bindings first");
+  assert.match(js, /\/\/# sourceMappingURL=test\.js\.map$/);
+  const map = JSON.parse(readFileSync(`${r.emitted}.map`, "utf8")) as { sources: string[] };
+  assert.deepEqual(
+    map.sources.map((s) => resolve(dirname(r.emitted as string), s)),
+    [r.dir.script],
+  );
+  assert.deepEqual(JSON.parse(readFileSync(join(r.dir.out, "package.json"), "utf8")), { type: "module" });
+  assert.match(readFileSync(join(r.dir.out, "test.generated.js"), "utf8"), /getMachine\("server"\)/);
+});
+
+test("Node's built-ins are usable without @types/node (untyped), and typed with nodeTypes", async () => {
+  const lines = ['import assert from "node:assert/strict";', 'import { readFileSync } from "node:fs";', 'console.log(process.env.HOME, readFileSync("/etc/hostname", "utf8"));', 'assert.equal(await server.succeed("hostname"), "server\\n");', "setTimeout(() => undefined, AbortSignal.timeout(10).aborted ? 1 : 2);"];
+  assert.equal((await checkScript(TWO_NODES, lines)).printed, "");
+  const typed = await checkScript(TWO_NODES, [...lines, 'readFileSync(42, "nonsense-encoding");'], { nodeTypes: true });
+  assert.equal(typed.errors, 1, typed.printed);
+  assertFinding(typed.printed, 6, 18, "error", "TS2769");
+});
