@@ -1,0 +1,69 @@
+// End to end: `nixos-test-ts run` checks a TypeScript test and runs it on two real tiny guests.
+import assert from "node:assert/strict";
+import { before, test } from "node:test";
+import { buildGuest, writeStartScripts } from "../guests/start-scripts.js";
+import { survivors } from "../e2e/harness.js";
+import { runCli, testDir, type CliRun } from "./helpers.js";
+
+const MANIFEST = {
+  name: "run-e2e",
+  vlans: [1],
+  nodes: {
+    client: { vlans: [1], addresses: { "1": "192.168.1.1" }, units: [], ports: { tcp: [], udp: [] } },
+    server: { vlans: [1], addresses: { "1": "192.168.1.2" }, units: [], ports: { tcp: [22], udp: [] } },
+  },
+};
+
+before(async () => {
+  await buildGuest();
+});
+
+/** Writes the test, start scripts for client and server (no vlans: the tiny guests run without), and runs it. */
+async function run(lines: string[]): Promise<CliRun & { qemuPids: number[] }> {
+  const t = await testDir(MANIFEST, lines);
+  const scripts = await writeStartScripts(t.dir, [
+    { name: "client", vlans: [] },
+    { name: "server", vlans: [] },
+  ]);
+  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], { cwd: t.dir, limit: 240 });
+  const qemuPids = [...r.output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  return { ...r, qemuPids };
+}
+
+test("a checked two-node script runs commands on both machines, with globals and imports", async () => {
+  const r = await run([
+    'import { server as importedServer, machines, runtimeUnit as hatch } from "./test.generated.js";',
+    "",
+    'const [c, s] = await Promise.all([client.succeed("hostname"), server.succeed("hostname")]);',
+    'if (c !== "client\\n" || s !== "server\\n") throw new Error(`hostnames: ${JSON.stringify([c, s])}`);',
+    'if (importedServer !== server || machines.client !== client) throw new Error("imports and globals differ");',
+    'if (runtimeUnit("x.service") !== "x.service" || hatch !== runtimeUnit) throw new Error("runtimeUnit");',
+    'if (vlan1.nr !== 1) throw new Error("vlan1");',
+    'log(`both machines answered: ${c.trim()} ${s.trim()}`);',
+  ]);
+  assert.equal(r.code, 0, r.output.slice(-4000));
+  assert.match(r.output, /both machines answered: client server/);
+  assert.equal(r.qemuPids.length, 2, r.output.slice(-4000));
+  assert.deepEqual(await survivors(r.qemuPids), []);
+});
+
+test("a failing succeed reports the line of the user's test.ts (source maps)", async () => {
+  const r = await run([
+    "// the failure is on line 4",
+    'await client.succeed("true");',
+    "",
+    'await server.succeed("echo about to fail; exit 3");',
+  ]);
+  assert.equal(r.code, 1, r.output.slice(-4000));
+  assert.match(r.output, /CommandFailedError: server: command `echo about to fail; exit 3` failed \(exit code 3\)/);
+  assert.match(r.output, /test\.ts:4:14/);
+  assert.match(r.output, /4 \| await server\.succeed/);
+  assert.deepEqual(await survivors(r.qemuPids), []);
+});
+
+test("an exception thrown by the script shows test.ts lines in its stack", async () => {
+  const r = await run(["const why = 'given up';", "", "throw new Error(`the script ${why}`);"]);
+  assert.equal(r.code, 1, r.output.slice(-4000));
+  assert.match(r.output, /Error: the script given up/);
+  assert.match(r.output, /test\.ts:3:7/);
+});
