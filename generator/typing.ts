@@ -38,83 +38,112 @@ export type TypedMembers =
   | "waitForClosedPort"
   | "forwardPort";
 
+declare const nodeTypes: unique symbol;
+
+/**
+ * What the methods below read a node's units and ports from. The methods
+ * take them from `this`, so every node shares one declaration of each
+ * method: a call on a union of machines (`Object.values(machines)`) then
+ * accepts what any of them declares, instead of making TypeScript intersect
+ * the parameter types of 20 nodes (which it reports as "too complex").
+ */
+export interface NodeTypes<U extends string, P extends number> {
+  /** Type-level only (wrapped, so that messages keep the names `ServerUnits`, `ServerPorts`). */
+  readonly [nodeTypes]?: { readonly units: U; readonly ports: P };
+}
+
+/** The units a machine's node declares (`string` for a `TestMachine`). */
+export type UnitOf<M> = M extends { readonly [nodeTypes]?: { readonly units: infer U } } ? U : never;
 /** A port parameter: the node's declared ports complete first, any number is accepted (the check lints it). */
-export type Port<P extends number> = P | (number & {});
+export type PortOf<M> = (M extends { readonly [nodeTypes]?: { readonly ports: infer P } } ? P : never) | (number & {});
 
-// Each block below exists only if the runtime's Machine has that method; it
-// replaces the first parameter and keeps the rest of the runtime's signature.
-// Method syntax (not properties) keeps the machines of different nodes
-// assignable to `TestMachine`.
+type Typed = NodeTypes<string, number>;
 
-type WaitForUnit<U extends string> = Machine extends { waitForUnit(unit: string, ...rest: infer R): infer T }
+// Each block exists only if the runtime's Machine has that method; it
+// replaces the unit or port parameter and keeps the rest of the runtime's
+// signature (options, result).
+
+type WaitForUnit = Machine extends { waitForUnit(unit: string, ...rest: infer R): infer T }
   ? {
       /** Waits until the unit is active; fails at once if it fails. Units created at run time: `runtimeUnit("…")`. */
-      waitForUnit(unit: U | RuntimeUnit, ...rest: R): T;
+      waitForUnit<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type WaitForJob<U extends string> = Machine extends { waitForJob(unit: string, ...rest: infer R): infer T }
+type WaitForJob = Machine extends { waitForJob(unit: string, ...rest: infer R): infer T }
   ? {
       /** nixpkgs' alias of `waitForUnit`. */
-      waitForJob(unit: U | RuntimeUnit, ...rest: R): T;
+      waitForJob<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type GetUnitInfo<U extends string> = Machine extends { getUnitInfo(unit: string, ...rest: infer R): infer T }
+type GetUnitInfo = Machine extends { getUnitInfo(unit: string, ...rest: infer R): infer T }
   ? {
       /** All properties of a unit (`systemctl show`). */
-      getUnitInfo(unit: U | RuntimeUnit, ...rest: R): T;
+      getUnitInfo<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type GetUnitProperty<U extends string> = Machine extends { getUnitProperty(unit: string, ...rest: infer R): infer T }
+type GetUnitProperty = Machine extends { getUnitProperty(unit: string, ...rest: infer R): infer T }
   ? {
       /** One property of a unit (`systemctl show --property`). */
-      getUnitProperty(unit: U | RuntimeUnit, ...rest: R): T;
+      getUnitProperty<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type RequireUnitState<U extends string> = Machine extends { requireUnitState(unit: string, ...rest: infer R): infer T }
+type RequireUnitState = Machine extends { requireUnitState(unit: string, ...rest: infer R): infer T }
   ? {
       /** Fails unless the unit's ActiveState is `state` (default `active`). */
-      requireUnitState(unit: U | RuntimeUnit, ...rest: R): T;
+      requireUnitState<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type StartJob<U extends string> = Machine extends { startJob(unit: string, ...rest: infer R): infer T }
+type StartJob = Machine extends { startJob(unit: string, ...rest: infer R): infer T }
   ? {
       /** `systemctl start <unit>`; returns its exit code and output. */
-      startJob(unit: U | RuntimeUnit, ...rest: R): T;
+      startJob<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type StopJob<U extends string> = Machine extends { stopJob(unit: string, ...rest: infer R): infer T }
+type StopJob = Machine extends { stopJob(unit: string, ...rest: infer R): infer T }
   ? {
       /** `systemctl stop <unit>`; returns its exit code and output. */
-      stopJob(unit: U | RuntimeUnit, ...rest: R): T;
+      stopJob<M extends Typed>(this: M, unit: UnitOf<M> | RuntimeUnit, ...rest: R): T;
     }
   : unknown;
 
-type WaitForOpenPort<P extends number> = Machine extends { waitForOpenPort(port: number, ...rest: infer R): infer T }
+type WaitForOpenPort = Machine extends { waitForOpenPort(port: number, ...rest: infer R): infer T }
   ? {
       /** Waits until something listens on the TCP port inside the guest. The node's declared TCP ports complete first. */
-      waitForOpenPort(port: Port<P>, ...rest: R): T;
+      waitForOpenPort<M extends Typed>(this: M, port: PortOf<M>, ...rest: R): T;
     }
   : unknown;
 
-type WaitForClosedPort<P extends number> = Machine extends { waitForClosedPort(port: number, ...rest: infer R): infer T }
+type WaitForClosedPort = Machine extends { waitForClosedPort(port: number, ...rest: infer R): infer T }
   ? {
       /** Waits until nothing listens on the TCP port inside the guest. */
-      waitForClosedPort(port: Port<P>, ...rest: R): T;
+      waitForClosedPort<M extends Typed>(this: M, port: PortOf<M>, ...rest: R): T;
     }
   : unknown;
 
-type ForwardPort<P extends number> = Machine extends { forwardPort(options?: infer O): infer T }
+type ForwardPort = Machine extends { forwardPort(options?: infer O): infer T }
   ? {
       /** Forwards a host TCP port to a guest port (default 8080 → 80). */
-      forwardPort(options?: Omit<NonNullable<O>, "guestPort"> & { guestPort?: Port<P> }): T;
+      forwardPort<M extends Typed>(this: M, options?: Omit<NonNullable<O>, "guestPort"> & { guestPort?: PortOf<M> }): T;
     }
   : unknown;
+
+/** The methods whose unit or port parameter follows the node. */
+export type TypedMethods = WaitForUnit &
+  WaitForJob &
+  GetUnitInfo &
+  GetUnitProperty &
+  RequireUnitState &
+  StartJob &
+  StopJob &
+  WaitForOpenPort &
+  WaitForClosedPort &
+  ForwardPort;
 
 /**
  * The machine of one node: the runtime's `Machine`, whose unit parameters
@@ -122,19 +151,12 @@ type ForwardPort<P extends number> = Machine extends { forwardPort(options?: inf
  * `` `foo@${string}.service` ``, or a `RuntimeUnit`) and whose port
  * parameters offer the node's declared TCP ports.
  */
-export type MachineOf<N extends string, U extends string, P extends number> = Omit<Machine, TypedMembers> & {
-  /** The node's name, as in `nodes.<name>` of the test. */
-  readonly name: N;
-} & WaitForUnit<U> &
-  WaitForJob<U> &
-  GetUnitInfo<U> &
-  GetUnitProperty<U> &
-  RequireUnitState<U> &
-  StartJob<U> &
-  StopJob<U> &
-  WaitForOpenPort<P> &
-  WaitForClosedPort<P> &
-  ForwardPort<P>;
+export type MachineOf<N extends string, U extends string, P extends number> = Omit<Machine, TypedMembers> &
+  TypedMethods &
+  NodeTypes<U, P> & {
+    /** The node's name, as in `nodes.<name>` of the test. */
+    readonly name: N;
+  };
 
 /** Any machine of the test: the parameter type for helpers that work on every node. */
 export type TestMachine = MachineOf<string, string, number>;

@@ -186,3 +186,17 @@ test("Node's built-ins are usable without @types/node (untyped), and typed with 
   assert.equal(typed.errors, 1, typed.printed);
   assertFinding(typed.printed, 6, 18, "error", "TS2769");
 });
+
+test("calls on all machines at once stay tractable with 20 nodes of 300 units", async () => {
+  const units = (i: number): string[] => [...Array.from({ length: 290 }, (_, k) => `unit-${k}.service`), `only-on-${i}.service`, "getty@.service"];
+  const nodes = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`node${i + 1}`, { vlans: [1], units: units(i), ports: { tcp: [22, 1000 + i], udp: [] } }]));
+  const r = await checkScript({ name: "big", vlans: [1], nodes }, [
+    'await Promise.all(Object.values(machines).map((m) => m.waitForUnit("unit-7.service")));',
+    "await Promise.all([node1, node2, node3, node4, node5, node6, node7, node8, node9, node10, node11, node12].map((m) => m.waitForOpenPort(22)));",
+    'for (const m of Object.values(machines)) await m.waitForUnit("getty@tty1.service");',
+    'await node20.waitForUnit("only-on-0.service");',
+  ]);
+  // A union of machines accepts a unit any of them has (exact per-node checks are for single machines).
+  assert.equal(r.errors, 1, r.printed);
+  assertFinding(r.printed, 4, 26, "error", "TS2345", /'"only-on-0.service"' is not assignable to parameter of type 'Node20Units \| RuntimeUnit'/);
+});
