@@ -1,0 +1,108 @@
+// Generator benchmark: wall time of `nixos-test-ts check` (generate + type check + lint + emit)
+// in a cold process, for a 2-node and a 20-node test with a 100-line script, and where it goes.
+//
+//   npm run build && node dist/bench/generate.js [runs]
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { median } from "./stats.js";
+
+const runs = Number(process.argv[2] ?? 7);
+const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "generator", "cli.js");
+const PHASES = ["manifest", "load ts-morph", "generate", "load typescript", "program", "type check", "lint", "emit", "process"] as const;
+
+/** Units a NixOS node has: ~300, most of them on every node, some templates. */
+function units(i: number): string[] {
+  const common = Array.from({ length: 280 }, (_, k) => `system-unit-${k}.service`);
+  const templates = ["getty@.service", "serial-getty@.service", "systemd-fsck@.service", "user@.service", "modprobe@.service"];
+  const own = Array.from({ length: 15 }, (_, k) => `node${i}-service-${k}.service`);
+  return [...common, ...templates, ...own, "multi-user.target", "network-online.target", "sshd.service"];
+}
+
+function manifest(nodes: number): object {
+  const name = (i: number): string => (nodes === 2 ? ["client", "server"][i] : `node${i + 1}`) as string;
+  return {
+    name: `bench-${nodes}`,
+    vlans: [1, 2],
+    nodes: Object.fromEntries(
+      Array.from({ length: nodes }, (_, i) => [
+        name(i),
+        {
+          vlans: i % 2 === 0 ? [1] : [1, 2],
+          addresses: { "1": `192.168.1.${i + 1}` },
+          units: units(i),
+          ports: { tcp: [22, 80 + i], udp: [53] },
+        },
+      ]),
+    ),
+  };
+}
+
+/** 100 lines of an ordinary test: waits, commands, concurrency, subtests. */
+function script(nodes: number): string {
+  const name = (i: number): string => (nodes === 2 ? ["client", "server"][i % 2] : `node${(i % nodes) + 1}`) as string;
+  const lines = ["await startAll();", `await Promise.all(Object.values(machines).map((m) => m.waitForUnit("multi-user.target")));`];
+  for (let i = 0; lines.length < 96; i++) {
+    const m = name(i);
+    lines.push(
+      `await subtest("step ${i}", async () => {`,
+      `  await ${m}.waitForUnit("system-unit-${i % 280}.service");`,
+      `  const out = await ${m}.succeed("echo ${i}", { timeout: 30 });`,
+      `  if (!out.includes("${i}")) throw new Error(out);`,
+      `  await Promise.all([${m}.waitForOpenPort(22), ${m}.waitForUnit("getty@tty${i % 6}.service")]);`,
+      "});",
+    );
+  }
+  lines.push(`const results = await Promise.allSettled([${name(0)}.succeed("true"), ${name(1)}.succeed("true")]);`, 'log(`${results.length} settled`);', `void ${name(0)}.execute("sync");`, `await ${name(1)}.waitForUnit(runtimeUnit("transient.scope"));`);
+  return `${lines.join("\n")}\n`;
+}
+
+interface Sample {
+  wall: number;
+  phases: Record<string, number>;
+}
+
+function measure(dir: string): Sample {
+  const started = performance.now();
+  const r = spawnSync(process.execPath, [CLI, "check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], { cwd: dir, encoding: "utf8" });
+  const wall = performance.now() - started;
+  if (r.status !== 0) throw new Error(`check failed:\n${r.stderr}`);
+  const phases: Record<string, number> = {};
+  for (const phase of PHASES) {
+    const m = new RegExp(`${phase} (\\d+) ms`).exec(r.stderr);
+    phases[phase] = Number(m?.[1] ?? NaN);
+  }
+  return { wall, phases };
+}
+
+function nodeStartup(): number {
+  const started = performance.now();
+  spawnSync(process.execPath, ["-e", "0"]);
+  return performance.now() - started;
+}
+
+const rows: string[] = [];
+console.log(`nixos-test-ts check, cold process each time (median of ${runs} runs; ${process.version}):`);
+const bare = median(Array.from({ length: runs }, nodeStartup));
+for (const nodes of [2, 20]) {
+  const dir = mkdtempSync(join(tmpdir(), "ntt-bench-gen-"));
+  try {
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest(nodes)));
+    writeFileSync(join(dir, "test.ts"), script(nodes));
+    measure(dir); // warm the page cache, not the process
+    const samples = Array.from({ length: runs }, () => measure(dir));
+    const wall = median(samples.map((s) => s.wall));
+    const phase = (p: string): number => median(samples.map((s) => s.phases[p] as number));
+    const accounted = PHASES.slice(0, -1).reduce((sum, p) => sum + phase(p), 0);
+    rows.push(
+      `${String(nodes).padStart(2)} nodes: ${(wall / 1000).toFixed(2)} s wall  =  node start ${Math.round(bare)} ms + CLI import ${Math.round(phase("process") - accounted)} ms` +
+        ` + load ts-morph ${phase("load ts-morph")} + generate ${phase("generate")} + load typescript ${phase("load typescript")}` +
+        ` + program ${phase("program")} + type check ${phase("type check")} + lint ${phase("lint")} + emit ${phase("emit")} ms`,
+    );
+    console.log(rows[rows.length - 1]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
