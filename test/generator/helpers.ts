@@ -86,7 +86,10 @@ export interface CliRun {
  * Runs the nixos-test-ts CLI. After `limit` seconds it is sent SIGTERM (it
  * forwards that to a driver it started, which ends its VMs), and SIGKILL 20 s later.
  */
-export async function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; limit?: number } = {}): Promise<CliRun> {
+export async function runCli(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; limit?: number; onOutput?: (output: string, pid: number) => void } = {},
+): Promise<CliRun> {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...(options.env ?? process.env), NO_COLOR: "1" },
@@ -98,10 +101,12 @@ export async function runCli(args: string[], options: { cwd?: string; env?: Node
   child.stdout.on("data", (chunk: Buffer) => {
     stdout += chunk.toString();
     output += chunk.toString();
+    if (child.pid !== undefined) options.onOutput?.(output, child.pid);
   });
   child.stderr.on("data", (chunk: Buffer) => {
     stderr += chunk.toString();
     output += chunk.toString();
+    if (child.pid !== undefined) options.onOutput?.(output, child.pid);
   });
   const limit = (options.limit ?? 60) * 1000;
   let kill: NodeJS.Timeout | undefined;

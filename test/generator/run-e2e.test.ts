@@ -19,13 +19,13 @@ before(async () => {
 });
 
 /** Writes the test, start scripts for client and server (no vlans: the tiny guests run without), and runs it. */
-async function run(lines: string[]): Promise<CliRun & { qemuPids: number[] }> {
+async function run(lines: string[], onOutput?: (output: string, pid: number) => void): Promise<CliRun & { qemuPids: number[] }> {
   const t = await testDir(MANIFEST, lines);
   const scripts = await writeStartScripts(t.dir, [
     { name: "client", vlans: [] },
     { name: "server", vlans: [] },
   ]);
-  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], { cwd: t.dir, limit: 240 });
+  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], { cwd: t.dir, limit: 240, ...(onOutput ? { onOutput } : {}) });
   const qemuPids = [...r.output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
   return { ...r, qemuPids };
 }
@@ -66,4 +66,18 @@ test("an exception thrown by the script shows test.ts lines in its stack", async
   assert.equal(r.code, 1, r.output.slice(-4000));
   assert.match(r.output, /Error: the script given up/);
   assert.match(r.output, /test\.ts:3:7/);
+});
+
+test("SIGTERM to nixos-test-ts run reaches the driver, which stops its VMs", async () => {
+  let sent = false;
+  const r = await run(['await server.succeed("true");', 'log("ready for the signal");', 'await server.succeed("sleep 600");'], (output, pid) => {
+    if (!sent && output.includes("ready for the signal")) {
+      sent = true;
+      process.kill(pid, "SIGTERM");
+    }
+  });
+  assert.ok(sent, r.output.slice(-4000));
+  assert.equal(r.code, 143, r.output.slice(-4000));
+  assert.match(r.output, /received SIGTERM/);
+  assert.deepEqual(await survivors(r.qemuPids), []);
 });
