@@ -72,6 +72,9 @@ test("the escape hatch and every binding also work by import", async () => {
     "await Promise.all(all.map(ping));",
     'await s.waitForUnit(runtimeUnit("probe.service"));',
     "const nr: number = vlan1.nr + vlans[1].nr;",
+    'import { CommandFailedError, subtest as step } from "nixos-test-ts";',
+    'const e: unknown = await server.succeed("exit 3").catch((x: unknown) => x);',
+    "if (e instanceof CommandFailedError) await step(`exit ${e.exitCode}`, async () => undefined);",
   ]);
   assert.equal(r.printed, "");
 });
