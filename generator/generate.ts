@@ -50,8 +50,8 @@ export function generateModule(manifest: Manifest, options: GenerateOptions): st
     ...imports(),
     ...(common.length > 0 ? [{ ...unitsAlias(COMMON_UNITS, "Units every node has.", common), leadingTrivia: "\n" }] : []),
     ...names.flatMap((n) => nodeTypes(n, common)),
-    machinesInterface(names),
-    vlansInterface(manifest.vlans),
+    machinesType(names),
+    vlansType(manifest.vlans),
     globals(manifest, names),
     "// At run time: the same objects for scripts that import them instead of using the globals.",
     ...runtimeBindings(manifest, names),
@@ -108,15 +108,25 @@ function imports(): StatementStructures[] {
   ];
 }
 
-/** Upper-case first letter; two nodes that only differ there get a numbered suffix. */
+/** Type names the module declares or imports besides the per-node ones. */
+const FIXED_TYPE_NAMES = new Set(["MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "UnitsOfEveryNode"]);
+
+/**
+ * `server` → `ServerUnits`, `ServerPorts`, `ServerMachine`. Two nodes that only
+ * differ in the first letter's case, or a node whose names would be taken
+ * (`test` → `TestMachine`), get a numbered suffix: `Test_2Machine`.
+ */
 function nodeNames(nodes: ManifestNode[]): NodeNames[] {
-  const taken = new Map<string, number>();
+  const taken = new Set<string>();
   return nodes.map((node) => {
-    let base = node.binding.charAt(0).toUpperCase() + node.binding.slice(1);
-    const seen = taken.get(base) ?? 0;
-    taken.set(base, seen + 1);
-    if (seen > 0) base = `${base}_${seen + 1}`;
-    return { node, units: `${base}Units`, ports: `${base}Ports`, machine: `${base}Machine` };
+    const pascal = node.binding.charAt(0).toUpperCase() + node.binding.slice(1);
+    for (let n = 1; ; n++) {
+      const base = n === 1 ? pascal : `${pascal}_${n}`;
+      const names = { node, units: `${base}Units`, ports: `${base}Ports`, machine: `${base}Machine` };
+      if (taken.has(base) || [names.units, names.ports, names.machine].some((t) => FIXED_TYPE_NAMES.has(t))) continue;
+      taken.add(base);
+      return names;
+    }
   });
 }
 
@@ -191,11 +201,11 @@ function nodeTypes(n: NodeNames, common: string[]): StatementStructures[] {
 
 // Type literals, not interfaces: they have an implicit index signature, so `Object.values(machines)` is
 // typed. Written as text because ts-morph indents a multi-line alias as a continuation.
-function machinesInterface(names: NodeNames[]): string {
+function machinesType(names: NodeNames[]): string {
   return objectAlias("Machines", "The test's machines by node name.", names.map((n) => `${propertyName(n.node.name)}: ${n.machine}`));
 }
 
-function vlansInterface(vlans: number[]): string {
+function vlansType(vlans: number[]): string {
   const doc = vlans.length > 0 ? "The test's vlans by number." : "The test's vlans by number: no node is on a vlan.";
   return objectAlias("VLans", doc, vlans.map((nr) => `${nr}: VLan`));
 }

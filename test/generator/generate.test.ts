@@ -22,6 +22,7 @@ const AWKWARD: ManifestJson = {
     Server: { vlans: [], units: [], ports: { tcp: [443], udp: [] } },
     server: { vlans: [1], units: ["sshd.service"], ports: { tcp: [22], udp: [] } },
     "1st": { vlans: [], units: ["sshd.service"], ports: { tcp: [], udp: [] } },
+    test: { vlans: [], units: [], ports: { tcp: [], udp: [] } },
   },
 };
 
@@ -42,7 +43,7 @@ function golden(name: string, json: ManifestJson): void {
 test("golden: the two-node example (shared units factored out, per-node units and ports, vlan 1)", () => golden("two-nodes", EXAMPLE));
 test("golden: one node gets the `machine` alias", () => golden("one-node", ONE_NODE));
 test("golden: a single node named machine gets no alias", () => golden("named-machine", MACHINE));
-test("golden: awkward names, escapes, no units, no vlans, UDP-only ports", () => golden("awkward", AWKWARD));
+test("golden: awkward names (TestMachine is taken), escapes, no units, no vlans, UDP-only ports", () => golden("awkward", AWKWARD));
 
 test("the output does not depend on the manifest's order", () => {
   const shuffled: ManifestJson = {
@@ -83,6 +84,10 @@ test("every golden module type-checks, and its names are what a script sees", as
     "await Server.waitForOpenPort(443);",
     'await server.waitForUnit("sshd.service");',
     'await machines["machine-a"].succeed("true");',
+    'import type { TestMachine, Test_2Machine } from "./test.generated.js";',
+    "const helper = async (m: TestMachine): Promise<string> => m.succeed(m.name);",
+    "const t: Test_2Machine = test;",
+    "await helper(t);",
     "const numbers: number[] = [vlan1.nr, vlan2.nr, vlans[1].nr, vlans[2].nr];",
   ]);
   assert.equal(awkward.printed, "");
