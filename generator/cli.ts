@@ -6,11 +6,12 @@
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { ConfigError } from "../lib/errors.js";
 import type { Manifest } from "../lib/manifest.js";
+import { tsconfigOptions } from "./compiler-options.js";
 import { displayPath, formatFindings, summary } from "./diagnostics.js";
 import { check, generate, typings, type CheckRequest, type Timings } from "./pipeline.js";
 
@@ -141,9 +142,8 @@ function program(argv: string[]): Command {
       });
       for (const f of written.files) process.stderr.write(`nixos-test-ts: wrote ${displayPath(f)}\n`);
       if (written.tsconfigKept) {
-        process.stderr.write(
-          `nixos-test-ts: kept your tsconfig.json; add test.generated.ts to its files and see ${displayPath(join(dirname(script), "test.generated.ts"))} for the options it needs\n`,
-        );
+        const needed = { compilerOptions: tsconfigOptions(flags.nodeTypes ? { nodeTypes: true } : {}), files: written.files.map((f) => basename(f)) };
+        process.stderr.write(`nixos-test-ts: kept your tsconfig.json; for the bindings it needs these settings:\n${JSON.stringify(needed, null, 2)}\n`);
       }
     });
 
