@@ -14,6 +14,11 @@ export class NixosTestError extends Error {
   override get name(): string {
     return this.constructor.name;
   }
+
+  /** console.log and the REPL show the message people need, not a dump of fields. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return `${this.name}: ${this.message}`;
+  }
 }
 
 /** Bad input: a configuration file, a flag or an environment variable. */

@@ -17,6 +17,7 @@ import { collectCases } from "./report/results.js";
 import { checkHostTools } from "./preflight.js";
 import { killAllSync } from "./reaper.js";
 import { runTestScript } from "./script/run.js";
+import { startRepl } from "./repl.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -33,6 +34,7 @@ interface Flags {
   logLevel?: string;
   stateDir?: string;
   testName?: string;
+  pauseOnFailure?: boolean;
 }
 
 function program(): Command {
@@ -47,7 +49,8 @@ function program(): Command {
     .addOption(new Option("--keep-machine-state").hideHelp())
     .addOption(new Option("-o, --output-directory <dir>", "where screenshots, copied files and log.xml go (default: current directory)"))
     .addOption(new Option("--output_directory <dir>").hideHelp())
-    .addOption(new Option("-I, --interactive", "open a REPL instead of running the script"))
+    .addOption(new Option("-I, --interactive", "open a REPL instead of running the script (runTests() runs it)"))
+    .addOption(new Option("--pause-on-failure", "when a command or subtest fails, keep the VMs and open a REPL: .retry, .continue or .abort"))
     .addOption(new Option("--junit-xml <file>", "write a JUnit report (relative to the output directory)"))
     .addOption(new Option("--test-name <name>", "the test's name in reports (default: the script's file name)"))
     .addOption(new Option("--log-level <level>", "debug, info, warning or error").choices(LOG_LEVELS).env("logLevel"))
@@ -197,7 +200,6 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   try {
-    if (flags.interactive) throw new ConfigError("--interactive is not available yet in nixos-test-ts (the REPL is planned); run the test script without it");
     const config = await resolveConfiguration(cmd.args[0], flags);
     const outDir = outputDirectory(flags);
     const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
@@ -222,6 +224,14 @@ export async function main(argv: string[]): Promise<number> {
       ...testHooks(),
     });
     await driver.setUp();
+    if (flags.interactive) {
+      // As nixpkgs: no global timeout while a person drives.
+      const d = driver;
+      await startRepl(d, { runTests: () => runTestScript(d, resolve(config.testScript)), banner: replBanner(d) });
+      exitCode = 0;
+      return exitCode;
+    }
+    if (flags.pauseOnFailure) driver.failureHook = pauseOnFailure(driver);
     driver.armGlobalTimeout();
     const scriptBegan = performance.now();
     await runTestScript(driver, resolve(config.testScript));
@@ -250,6 +260,42 @@ export async function main(argv: string[]): Promise<number> {
     logger.end();
   }
   return exitCode;
+}
+
+function replBanner(driver: Driver): string {
+  return [
+    "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests.",
+    "Top-level await works (await machine.succeed(\"uname -a\")); TypeScript annotations are accepted.",
+    ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every VM.",
+  ].join("\n");
+}
+
+/** --pause-on-failure: a failing call waits for a person's decision in a REPL, with the VMs still running. */
+function pauseOnFailure(driver: Driver): (error: unknown, machine: string | undefined) => Promise<"retry" | "continue" | "throw"> {
+  return async (error) => {
+    if (typeof error === "object" && error !== null) driver.offered.add(error);
+    driver.logger.error(`paused on failure:\n${describeFailure(error)}`);
+    const resumeClock = driver.pauseGlobalTimeout();
+    let decision: "retry" | "continue" | "throw" = "throw";
+    const choose = (d: typeof decision) =>
+      function (this: import("node:repl").REPLServer): void {
+        decision = d;
+        this.close();
+      };
+    await startRepl(driver, {
+      runTests: () => Promise.reject(new Error("runTests() is not available while the test is paused")),
+      banner: "The test is paused; the VMs keep running. Inspect with the test's symbols (top-level await works), then:\n" +
+        "  .retry     run the failed step again\n  .continue  go on as if it had not failed (it returns undefined)\n  .abort     fail the test (also .exit / Ctrl-D)",
+      commands: {
+        retry: { help: "Run the failed step again", action: choose("retry") },
+        continue: { help: "Go on as if the step had not failed", action: choose("continue") },
+        abort: { help: "Fail the test", action: choose("throw") },
+      },
+    });
+    resumeClock();
+    driver.logger.log(`resuming after the pause: ${decision === "throw" ? "abort" : decision}`);
+    return decision;
+  };
 }
 
 /** Hooks for the project's own tests, never for users: they make failures reproducible. */

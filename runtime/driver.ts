@@ -6,7 +6,7 @@ import type { VmConfiguration } from "../lib/config.js";
 import { sanitiseName } from "../lib/names.js";
 import { abortable } from "./abort.js";
 import { attachLocation, captureCallSite } from "./callsite.js";
-import { MachineError, TimeoutError } from "./errors.js";
+import { MachineError, TestAbortedError, TimeoutError } from "./errors.js";
 import type { Logger } from "./log/logger.js";
 import { Machine } from "./machine/index.js";
 import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
@@ -61,6 +61,12 @@ export class Driver {
   private readonly ownsStateRoot: boolean;
   private timer: NodeJS.Timeout | undefined;
   private readonly subtestStack = new AsyncLocalStorage<string[]>();
+  private interruptController = new AbortController();
+  private timerEnd = 0;
+  /** Set by --pause-on-failure: decides what a failed call does (see MachineConfig.onFailure). */
+  failureHook: ((error: unknown, machine: string | undefined) => Promise<"retry" | "continue" | "throw">) | undefined;
+  /** Errors a person has already decided about (see failureHook). */
+  readonly offered = new WeakSet<object>();
   private readonly began = performance.now();
   private readonly vlanNumbers: number[];
   /** The start scripts' extra environment; `setUp()` adds the vlan sockets. */
@@ -70,6 +76,7 @@ export class Driver {
     this.logger = options.logger;
     // Every concurrent wait listens on this signal; dozens are normal, not a leak.
     setMaxListeners(0, this.controller.signal);
+    setMaxListeners(0, this.interruptController.signal);
     this.outDir = options.outDir;
     this.globalTimeout = options.globalTimeout;
     const base = options.stateRoot ?? process.env.XDG_RUNTIME_DIR ?? process.env.TMPDIR ?? "/tmp";
@@ -95,6 +102,8 @@ export class Driver {
         signal: this.controller.signal,
         env: this.env,
         beforeCommand: () => this.checkPollingConditions(),
+        interruptSignal: () => this.interruptController.signal,
+        onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
         ...(options.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: options.shellReadDelayMs }),
         ...(options.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
       });
@@ -118,13 +127,31 @@ export class Driver {
   }
 
   /** Starts the global timeout's clock (nixpkgs starts it when the test script starts). */
-  armGlobalTimeout(): void {
-    this.logger.log(`Test will time out and terminate in ${this.globalTimeout} seconds`);
+  armGlobalTimeout(seconds = this.globalTimeout): void {
+    this.logger.log(`Test will time out and terminate in ${Math.round(seconds)} seconds`);
+    clearTimeout(this.timer);
+    this.timerEnd = Date.now() + seconds * 1000;
     this.timer = setTimeout(() => {
       this.logger.error(`global timeout of ${this.globalTimeout} s reached; test terminating...`);
       this.abort(new TimeoutError("the test (global timeout)", this.globalTimeout));
-    }, this.globalTimeout * 1000);
+    }, seconds * 1000);
     this.timer.unref();
+  }
+
+  /** Stops the global timeout's clock while a person debugs (pause on failure); returns a function that restarts it. */
+  pauseGlobalTimeout(): () => void {
+    if (this.timer === undefined) return () => undefined;
+    clearTimeout(this.timer);
+    const left = Math.max(1, (this.timerEnd - Date.now()) / 1000);
+    return () => this.armGlobalTimeout(left);
+  }
+
+  /** Cancels the commands and waits running now (the interactive driver's Ctrl-C), not the test. */
+  interrupt(): void {
+    const old = this.interruptController;
+    this.interruptController = new AbortController();
+    setMaxListeners(0, this.interruptController.signal);
+    old.abort(new TestAbortedError("interrupted (Ctrl-C)"));
   }
 
   abort(reason: Error): void {
@@ -158,10 +185,21 @@ export class Driver {
     let failure: unknown;
     let frame: number | undefined;
     try {
-      return await this.logger.nested(`subtest: ${name}`, {}, () => {
-        frame = this.logger.currentFrame()?.id;
-        return this.subtestStack.run([...parents, name], fn);
-      });
+      for (;;) {
+        try {
+          return await this.logger.nested(`subtest: ${name}`, {}, () => {
+            frame = this.logger.currentFrame()?.id;
+            return this.subtestStack.run([...parents, name], fn);
+          });
+        } catch (error) {
+          // A failure the pause already offered (a failed command inside) is not offered twice.
+          if (this.failureHook === undefined || this.signal.aborted || this.offered.has(error as object)) throw error;
+          const decision = await this.failureHook(error, undefined);
+          if (decision === "retry") continue;
+          if (decision === "continue") return undefined as T;
+          throw error;
+        }
+      }
     } catch (error) {
       failure = error ?? new Error("undefined was thrown");
       attachLocation(error, site);

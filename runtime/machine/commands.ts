@@ -184,7 +184,7 @@ export class CommandMachine extends MachineCore {
   }
 
   private get configSignal(): AbortSignal {
-    return this.config.signal;
+    return this.signal;
   }
 
   protected async mustSucceed(command: string, options: CommandOptions): Promise<ExecuteResult> {

@@ -8,7 +8,8 @@
  *
  *     \x1eNTT <id> <exit status> <length>\x1f<base64 of stdout>\n
  *
- * (exit status -124: the guest-side timeout killed the command)
+ * (exit status -124: the guest-side timeout killed the command; -130: the
+ * host cancelled it)
  *
  * - base64 keeps binary output intact through the tty;
  * - the length is bash's `${#var}` (no extra process) and lets the host tell
@@ -36,34 +37,50 @@ export const BLOCK = 65536;
 
 /**
  * bash source run once per connection. It defines
- * `__ntt_run <id> <timeout seconds, 0 = none> <flow control 1/0> <command>` and
- * opens a FIFO that never receives data: `read -t` on it is a sleep without a
- * process.
+ * `__ntt_run <id> <timeout seconds, 0 = none> <flow control 1/0> <command>`.
+ *
+ * Each command gets a watchdog, forked by the function (one fork, no exec)
+ * and ended by it once the whole pipeline is over. It waits on the console
+ * (/dev/hvc0, saved as a file descriptor) with `read -t`: the timeout
+ * expiring, or a character from the host (a cancellation, e.g. Ctrl-C in the
+ * interactive driver) makes it kill the command — its subshell, that
+ * subshell's process tree, and every process that inherited the command's
+ * tag (`__NTT_CMD=<id>` in its environment), so a background job that was
+ * reparented to init and still holds stdout dies too, as nixpkgs' `timeout`
+ * kills its whole process group. While a command runs nothing else reads the
+ * console: the shell reads its next command only after the answer.
+ *
+ * Every read of the console takes one character (`-n 1`): bash's `read`
+ * otherwise buffers a tty in a buffer shared by all its reads, and would
+ * swallow the bytes of the next command.
  */
 export const PREAMBLE = [
-  "[[ -p /tmp/.ntt-fifo ]] || mkfifo /tmp/.ntt-fifo; exec {__ntt_fd}<>/tmp/.ntt-fifo",
+  "exec {__ntt_in}<&0",
   // The output goes through a file (tmpfs when there is one) rather than a
   // command substitution: one fork less, and mapfile splits it into blocks cheaply.
   "__ntt_f=/tmp/.ntt-out; [[ -d /dev/shm && -w /dev/shm ]] && __ntt_f=/dev/shm/.ntt-out",
-  // On timeout: stop the command's subshell, then its whole tree, so that no
-  // descendant keeps the pipe to base64 open (nixpkgs' `timeout` kills its group).
   "__ntt_kill_tree() {",
   "  local t c k; [[ $1 == \"$BASHPID\" ]] && return; kill -STOP \"$1\" 2>/dev/null",
   "  for t in /proc/$1/task/*/children; do read -ra k < \"$t\"; for c in \"${k[@]}\"; do __ntt_kill_tree \"$c\"; done; done 2>/dev/null",
   "  kill -KILL \"$1\" 2>/dev/null",
   "}",
+  "__ntt_kill() {",
+  "  local p x e; read -r p < \"$__ntt_f.pid\" && __ntt_kill_tree \"$p\"",
+  "  for p in /proc/[0-9]*; do",
+  "    mapfile -d '' -t e < \"$p/environ\" || continue",
+  "    for x in \"${e[@]}\"; do [[ $x == \"__NTT_CMD=$1\" ]] && { kill -KILL \"${p#/proc/}\"; break; }; done",
+  "  done 2>/dev/null",
+  "}",
   "__ntt_run() {",
-  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_l __ntt_n __ntt_i __ntt_a __ntt_len=0; set --",
-  "  if [[ $__ntt_t == 0 ]]; then",
-  `    { set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
-  "  else",
-  // The watchdog is forked from the command's own subshell, which removes it
-  // on exit; it costs one fork and no exec.
-  "    { __ntt_p=$BASHPID",
-  "      { read -rt \"$__ntt_t\" -u \"$__ntt_fd\" || { echo \"$__ntt_id\" > /tmp/.ntt-timeout; __ntt_kill_tree \"$__ntt_p\"; }; } >/dev/null 2>&1 &",
-  "      __ntt_w=$!; trap 'kill \"$__ntt_w\" 2>/dev/null' EXIT",
-  `      set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
-  "    if [[ -e /tmp/.ntt-timeout ]] && read -r __ntt_m < /tmp/.ntt-timeout && [[ $__ntt_m == \"$__ntt_id\" ]]; then __ntt_r=-124; fi",
+  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_w __ntt_l __ntt_n __ntt_i __ntt_a __ntt_len=0; set --",
+  "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=()",
+  "  { if read -r -n 1 \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > /tmp/.ntt-killed",
+  "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
+  "  __ntt_w=$!",
+  `  { echo $BASHPID > "$__ntt_f.pid"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
+  "  kill \"$__ntt_w\" 2>/dev/null",
+  "  if [[ -e /tmp/.ntt-killed ]] && read -r __ntt_m < /tmp/.ntt-killed && [[ $__ntt_m == \"$__ntt_id \"* ]]; then",
+  "    [[ $__ntt_m == *timeout ]] && __ntt_r=-124 || __ntt_r=-130",
   "  fi",
   "  mapfile -t __ntt_l < \"$__ntt_f\"; : > \"$__ntt_f\"",
   "  __ntt_n=${#__ntt_l[@]}",
@@ -71,12 +88,15 @@ export const PREAMBLE = [
   "  printf '\\036NTT %s %s %s\\037' \"$__ntt_id\" \"$__ntt_r\" \"$__ntt_len\"",
   "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
   "    printf '%s' \"${__ntt_l[__ntt_i]}\"",
-  "    (( __ntt_fc == 0 || __ntt_i + 1 == __ntt_n )) || read -rt 60 __ntt_a || break",
+  "    (( __ntt_fc == 0 || __ntt_i + 1 == __ntt_n )) || read -r -n 1 -t 60 __ntt_a || break",
   "  done",
   "  printf '\\n'",
   "}",
   "",
 ].join("\n");
+
+/** What the host writes to cancel the running command (the watchdog reads one line). */
+export const CANCEL = "\n";
 
 export function shellQuote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;
@@ -207,7 +227,7 @@ export class RecordParser {
     }
     this.id = Number(m[1]);
     this.exitCode = Math.abs(Number(m[2]));
-    this.timedOut = Number(m[2]) < 0;
+    this.timedOut = Number(m[2]) === -124;
     this.expected = Number(m[3]);
     this.received = 0;
     this.pending = Buffer.alloc(0);

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { abortable, abortReason, deadline, sleep, timeoutError } from "../abort.js";
@@ -12,6 +13,8 @@ import { QmpClient, type QmpEvent } from "./qmp.js";
 import { BackdoorShell, ShellDamagedError } from "./shell.js";
 import { Listener, socketPaths, type SocketPaths } from "./sockets.js";
 import { DEFAULT_COMMAND_TIMEOUT, type ExecuteOptions, type ExecuteResult, type StartOptions, type WaitOptions } from "./options.js";
+
+const apiDepth = new AsyncLocalStorage<true>();
 
 /** How long the host waits beyond the guest-side timeout before it gives up on the guest itself. */
 const HOST_GRACE_MS = 15_000;
@@ -31,6 +34,13 @@ export interface MachineConfig {
   logger: Logger;
   /** Aborted by the global timeout and by SIGINT/SIGTERM. */
   signal: AbortSignal;
+  /** The interactive driver's Ctrl-C: aborts only the commands running now (see Driver.interrupt). */
+  interruptSignal?: () => AbortSignal;
+  /**
+   * Asked when a test-facing call fails (pause on failure): "retry" runs it
+   * again, "continue" makes it return undefined, "throw" lets the error go.
+   */
+  onFailure?: (error: unknown, machine: string) => Promise<"retry" | "continue" | "throw">;
   /** Extra environment for the start script (`QEMU_VDE_SOCKET_<n>` from the vlans). */
   env?: Record<string, string>;
   /** Runs before every command and monitor command (the driver checks polling conditions here). */
@@ -128,7 +138,7 @@ export class MachineCore {
         const r = this.running;
         if (r === undefined) return;
         r.exitExpected = true;
-        const budget = deadline([this.config.signal, options.signal], options.timeout ?? null, timeoutError("waiting for shutdown", this.name));
+        const budget = deadline([this.signal, options.signal], options.timeout ?? null, timeoutError("waiting for shutdown", this.name));
         try {
           await abortable(r.process.exited, budget.signal);
         } finally {
@@ -173,7 +183,7 @@ export class MachineCore {
       const r = await this.ensureStarted({});
       if (r.monitor === undefined) throw new MachineError(this.name, "the monitor is not connected");
       this.logger.debug(`sending monitor command: ${command}`, { machine: this.name });
-      return r.monitor.send(command, AbortSignal.any([this.config.signal, ...(options.signal ? [options.signal] : [])]));
+      return r.monitor.send(command, AbortSignal.any([this.signal, ...(options.signal ? [options.signal] : [])]));
     });
   }
 
@@ -188,7 +198,7 @@ export class MachineCore {
   async waitForQmpEvent(filter: (event: QmpEvent) => boolean, options: WaitOptions = {}): Promise<QmpEvent> {
     return this.api(async () => {
       const qmp = this.qmp;
-      const budget = deadline([this.config.signal, options.signal], options.timeout === undefined ? 600 : options.timeout, timeoutError("waiting for a QMP event", this.name));
+      const budget = deadline([this.signal, options.signal], options.timeout === undefined ? 600 : options.timeout, timeoutError("waiting for a QMP event", this.name));
       try {
         return await qmp.waitForEvent(filter, budget.signal);
       } finally {
@@ -211,7 +221,7 @@ export class MachineCore {
     await this.config.beforeCommand?.();
     const guestTimeout = options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout;
     const seconds = guestTimeout === null || guestTimeout === Infinity ? 0 : guestTimeout;
-    const signals = [this.config.signal, options.signal];
+    const signals = [this.signal, options.signal];
     await this.ensureConnected(options.signal);
     return this.queue.run(async () => {
       const r = this.running;
@@ -279,12 +289,26 @@ export class MachineCore {
   /** Public methods run through here so that errors remember the test script's line. */
   protected async api<T>(fn: () => Promise<T>): Promise<T> {
     const site = captureCallSite();
-    try {
-      return await fn();
-    } catch (error) {
-      attachLocation(error, site);
-      throw error;
+    // Only the outermost call (the one the script made) may pause on failure.
+    const outermost = apiDepth.getStore() === undefined;
+    for (;;) {
+      try {
+        return await apiDepth.run(true, fn);
+      } catch (error) {
+        attachLocation(error, site);
+        if (!outermost || this.config.onFailure === undefined || this.config.signal.aborted) throw error;
+        const decision = await this.config.onFailure(error, this.name);
+        if (decision === "retry") continue;
+        if (decision === "continue") return undefined as T;
+        throw error;
+      }
     }
+  }
+
+  /** The signal of one operation: the whole test's, plus the interactive Ctrl-C. */
+  protected get signal(): AbortSignal {
+    const interrupt = this.config.interruptSignal?.();
+    return interrupt === undefined ? this.config.signal : AbortSignal.any([this.config.signal, interrupt]);
   }
 
   protected async ensureConnected(signal: AbortSignal | undefined): Promise<void> {
@@ -301,12 +325,20 @@ export class MachineCore {
     if (shell === undefined) throw await this.crashedWhile("connecting to the backdoor shell");
     const began = performance.now();
     await this.logger.nested("waiting for the VM to finish booting", { machine: this.name }, async () => {
-      const waiting = abortable(shell.waitForMarker(), this.config.signal);
+      const waiting = abortable(shell.waitForMarker(), this.signal);
       waiting.catch(() => undefined); // raced below; its rejection may come after the race is over
       for (;;) {
-        const tick = sleep(SILENCE_HINT_MS, this.config.signal).then(() => "tick" as const);
+        const tick = sleep(SILENCE_HINT_MS, this.signal).then(() => "tick" as const);
         tick.catch(() => undefined);
-        const winner = await Promise.race([waiting.then(() => "ready" as const), tick, r.process.exited.then(() => "exited" as const)]);
+        // The shell's socket closes before QEMU's output is drained (which `exited` waits for): a closed shell is an exit too.
+        const ready = waiting.then(
+          () => "ready" as const,
+          async (error: unknown) => {
+            if (await this.exitedSoon(r)) return "exited" as const;
+            throw error;
+          },
+        );
+        const winner = await Promise.race([ready, tick, r.process.exited.then(() => "exited" as const)]);
         if (winner === "ready") break;
         if (winner === "exited") throw await this.crashedWhile("booting (before the backdoor shell started)");
         if (signal?.aborted) throw abortReason(signal);

@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { abortReason } from "../abort.js";
-import { MARKER, PREAMBLE, RecordParser, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
+import { CANCEL, MARKER, PREAMBLE, RecordParser, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
 
 /** Once an answer has begun, the rest follows within moments; silence this long means bytes were lost. */
 const STALL_MS = 10_000;
@@ -118,7 +118,8 @@ export class BackdoorShell {
     const line = frameCommand(id, command, timeout, this.flowControl);
     return new Promise<ShellResult>((resolve, reject) => {
       const onAbort = (): void => {
-        // The guest goes on running it; its answer, when it comes, is dropped by id.
+        // Tell the command's watchdog to kill it; its answer, when it comes, is dropped by id.
+        if (this.pending?.id === id) this.socket.write(CANCEL);
         this.settle(id);
         reject(abortReason(signal as AbortSignal));
       };

@@ -4,6 +4,7 @@ import type { Driver } from "../driver.js";
 import { setCurrentDriver } from "../current.js";
 
 let hooksRegistered = false;
+let runs = 0;
 
 /**
  * Runs a test script (an ES module) with the test symbols as globals and as
@@ -19,5 +20,8 @@ export async function runTestScript(driver: Driver, scriptPath: string): Promise
   Object.assign(globalThis, symbols);
   setCurrentDriver(driver);
   driver.logger.log(`additionally exposed symbols: ${Object.keys(symbols).join(", ")}`);
-  await driver.guard(import(pathToFileURL(scriptPath).href));
+  // A module runs once per URL; the interactive driver's runTests() may run it again.
+  const url = pathToFileURL(scriptPath);
+  if (runs++ > 0) url.searchParams.set("run", String(runs));
+  await driver.guard(import(url.href));
 }

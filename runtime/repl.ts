@@ -1,0 +1,139 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import repl, { type REPLServer } from "node:repl";
+import type { Driver } from "./driver.js";
+import { describeFailure } from "./failure.js";
+import type { Machine } from "./machine/index.js";
+
+export interface ReplOptions {
+  /** Runs the test script (again); `runTests()` in the REPL. */
+  runTests: () => Promise<void>;
+  /** Where history persists; default `.nixos-test-history` in the current directory, as nixpkgs. */
+  historyFile?: string;
+  input?: NodeJS.ReadableStream;
+  output?: NodeJS.WritableStream;
+  /** Extra dot-commands (pause on failure adds .retry, .continue, .abort). */
+  commands?: Record<string, { help: string; action: (this: REPLServer, arg: string) => void }>;
+  banner?: string;
+}
+
+/**
+ * The interactive driver: a Node REPL with top-level await, the test's
+ * symbols in scope, TypeScript annotations accepted, persistent history,
+ * `.shell <machine>`, and Ctrl-C that cancels the running command instead of
+ * leaving. Resolves when the user leaves (.exit or Ctrl-D).
+ */
+export async function startRepl(driver: Driver, options: ReplOptions): Promise<void> {
+  const output = options.output ?? process.stdout;
+  // Everything is set up before the first prompt appears: input typed at it must find its commands.
+  const typescript = await loadTypeScript();
+  if (options.banner !== undefined) output.write(`${options.banner}\n`);
+  const server = repl.start({
+    prompt: "> ",
+    input: options.input ?? process.stdin,
+    output,
+    useGlobal: false,
+    breakEvalOnSigint: true,
+    preview: false,
+    ignoreUndefined: true,
+    terminal: (output as { isTTY?: boolean }).isTTY === true,
+  });
+  Object.assign(server.context, driver.testSymbols(), { runTests: options.runTests });
+
+  const mutable = server as unknown as { eval: repl.REPLEval };
+  const evaluate = server.eval.bind(server);
+  mutable.eval = (code, context, file, callback) => evaluate(stripTypes(typescript, code), context, file, callback);
+  // Ctrl-C while a command runs: break the await (breakEvalOnSigint) and cancel the command in the VM.
+  server.on("SIGINT", () => driver.interrupt());
+
+  server.defineCommand("shell", {
+    help: "Run commands in a machine's root shell (.shell <machine>; `exit` returns)",
+    action(name: string) {
+      const machine = driver.machines[name.trim()];
+      if (machine === undefined) {
+        output.write(`no machine named ${JSON.stringify(name.trim())}; machines: ${Object.keys(driver.machines).join(", ")}\n`);
+        this.displayPrompt();
+        return;
+      }
+      shellMode(server, mutable, machine, output);
+    },
+  });
+  for (const [name, command] of Object.entries(options.commands ?? {})) server.defineCommand(name, command);
+
+  const history = options.historyFile ?? process.env.NIXOS_TEST_HISTORY ?? join(process.cwd(), ".nixos-test-history");
+  await new Promise<void>((resolve) => server.setupHistory(history, () => resolve()));
+  await new Promise<void>((resolve) => server.once("exit", resolve));
+}
+
+/**
+ * A line-oriented root shell over the backdoor: while it is on, each input
+ * line runs with `execute` (output, exit codes and timeouts as in tests)
+ * instead of being evaluated, and `cd` is remembered between lines.
+ */
+function shellMode(server: REPLServer, mutable: { eval: repl.REPLEval }, machine: Machine, output: NodeJS.WritableStream): void {
+  let cwd = "/root";
+  const evaluate = mutable.eval;
+  const prompt = server.getPrompt();
+  const leave = (): void => {
+    mutable.eval = evaluate;
+    server.setPrompt(prompt);
+  };
+  const run = async (line: string): Promise<void> => {
+    const quoted = `'${cwd.replace(/'/g, `'\\''`)}'`;
+    if (/^cd(\s|$)/.test(line)) {
+      const r = await machine.execute(`cd ${quoted} && ${line} && pwd`, { timeout: 30 });
+      if (r.exitCode === 0) cwd = r.output.trim();
+      else output.write(`cd failed (exit ${r.exitCode})\n`);
+    } else {
+      const r = await machine.execute(`cd ${quoted} && ${line} 2>&1`);
+      output.write(r.output);
+      if (r.exitCode !== 0) output.write(`[exit ${r.exitCode}${r.timedOut ? ", timed out" : ""}]\n`);
+    }
+    server.setPrompt(`${machine.name}:${cwd}# `);
+  };
+  mutable.eval = (code, _context, _file, callback) => {
+    const line = code.trim();
+    if (line === "exit" || line === "logout") {
+      leave();
+      callback(null, undefined);
+      return;
+    }
+    run(line).then(
+      () => callback(null, undefined),
+      (error: unknown) => {
+        output.write(`${describeFailure(error)}\n`);
+        callback(null, undefined);
+      },
+    );
+  };
+  output.write(`root shell on ${machine.name} (each line runs with execute; \`exit\` returns to the REPL)\n`);
+  server.setPrompt(`${machine.name}:${cwd}# `);
+  server.displayPrompt();
+}
+
+type TS = typeof import("typescript");
+
+async function loadTypeScript(): Promise<TS | undefined> {
+  try {
+    return (await import("typescript")).default;
+  } catch {
+    return undefined; // without TypeScript installed, the REPL takes JavaScript only
+  }
+}
+
+/** Drops TypeScript annotations from one REPL input; anything that fails to transpile is passed on as typed. */
+function stripTypes(ts: TS | undefined, code: string): string {
+  if (ts === undefined || !/[:<]|\bas\b|\binterface\b|\btype\b/.test(code)) return code;
+  const out = ts.transpileModule(code, {
+    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, removeComments: false },
+    reportDiagnostics: true,
+  });
+  if ((out.diagnostics ?? []).length > 0) return code;
+  // The REPL wants an expression's value: keep the input's shape, minus `export {}` noise.
+  const js = out.outputText.replace(/^export \{\};\s*$/m, "").trim();
+  return code.endsWith("\n") ? `${js}\n` : js;
+}
+
+export function defaultHistoryFile(): string {
+  return join(homedir(), ".nixos-test-history");
+}
