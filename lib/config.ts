@@ -63,16 +63,19 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
   }
 
   const vlans = v.array("vlans", root.vlans ?? [], (f, x) => v.number(f, x, { min: 1, integer: true }));
-  const globalTimeout =
-    root.global_timeout === undefined ? DEFAULT_GLOBAL_TIMEOUT : v.number("global_timeout", root.global_timeout, { min: 0 });
-  if (globalTimeout === 0) v.fail("global_timeout", "a number > 0", 0);
+  const globalTimeout = root.global_timeout === undefined ? DEFAULT_GLOBAL_TIMEOUT : v.number("global_timeout", root.global_timeout);
+  if (!(globalTimeout > 0)) v.fail("global_timeout", "a number > 0", globalTimeout);
   const testScript = v.string("test_script", root.test_script);
 
-  const seen = new Set<string>();
-  for (const vm of vms) {
-    if (seen.has(vm.name)) throw new ConfigError(`${source}: two VMs are named ${JSON.stringify(vm.name)}`, "vms");
-    seen.add(vm.name);
-  }
+  const seen = new Map<string, string>();
+  Object.keys(vmsJson).forEach((key, i) => {
+    const name = (vms[i] as VmConfiguration).name;
+    const other = seen.get(name);
+    if (other !== undefined) {
+      throw new ConfigError(`${source}: vms.${other} and vms.${key} are both named ${JSON.stringify(name)}; machine names must be unique`, `vms.${key}.name`);
+    }
+    seen.set(name, key);
+  });
   return { vms, vlans: [...new Set(vlans)].sort((a, b) => a - b), globalTimeout, testScript };
 }
 

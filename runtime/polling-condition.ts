@@ -39,7 +39,8 @@ export class PollingCondition {
   /** Activates the condition until the returned handle is disposed (`using c = cond.enter()`). */
   enter(): Disposable {
     this.registry.add(this);
-    this.lastCheck = Date.now();
+    // As nixpkgs: the first command inside the block checks it at once.
+    this.lastCheck = -Infinity;
     return { [Symbol.dispose]: () => void this.registry.delete(this) };
   }
 
@@ -62,7 +63,7 @@ export class PollingCondition {
     return insideCheck.run(true, async () => {
       try {
         const r = await this.condition();
-        return { ok: r !== false && r !== null };
+        return { ok: r !== false };
       } catch (error) {
         return { ok: false, error };
       }

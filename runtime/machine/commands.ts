@@ -87,7 +87,8 @@ export class CommandMachine extends MachineCore {
   async waitForConsoleText(pattern: string | RegExp, options: WaitOptions = {}): Promise<string> {
     return this.api(() =>
       this.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.name }, async () => {
-        const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern;
+        // Multi-line, as Python's `$` also matches before the newline that ends each line.
+        const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern.flags.includes("m") ? pattern : new RegExp(pattern.source, `${pattern.flags}m`);
         const timeout = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
         const budget = deadline(
           [this.configSignal, options.signal],

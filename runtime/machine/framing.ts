@@ -180,6 +180,14 @@ export class RecordParser {
         at = start + 1;
       } else if (this.state === "header") {
         const stop = chunk.indexOf(US, at);
+        const restart = chunk.indexOf(RS, at);
+        if (restart !== -1 && (stop === -1 || restart < stop)) {
+          // A stray record separator in junk: what came before it was no header.
+          this.events.junk(Buffer.from(`\x1e${this.header}${chunk.toString("latin1", at, restart)}`, "latin1"));
+          this.header = "";
+          at = restart + 1;
+          continue;
+        }
         const end = stop === -1 ? chunk.length : stop;
         this.header += chunk.toString("latin1", at, end);
         if (stop === -1) {
@@ -187,7 +195,11 @@ export class RecordParser {
           return;
         }
         at = stop + 1;
-        this.startBody();
+        if (this.startBody() && this.expected === 0) {
+          // An empty answer is complete with its header; its newline may be lost.
+          this.finishBody();
+          this.state = "trailer";
+        }
       } else if (this.state === "body") {
         // Stop at the announced length even without the newline: a lost
         // newline must not leave the host waiting for it.
@@ -219,11 +231,12 @@ export class RecordParser {
     this.reset();
   }
 
-  private startBody(): void {
+  /** Parses the header; false if it was no header after all. */
+  private startBody(): boolean {
     const m = /^NTT (\d+) (-?\d+) (\d+)$/.exec(this.header);
     if (m === null) {
       this.abandonHeader();
-      return;
+      return false;
     }
     this.id = Number(m[1]);
     this.exitCode = Math.abs(Number(m[2]));
@@ -233,6 +246,7 @@ export class RecordParser {
     this.pending = Buffer.alloc(0);
     this.decoded = [];
     this.state = "body";
+    return true;
   }
 
   private abandonHeader(): void {

@@ -42,7 +42,8 @@ export class ShellDamagedError extends Error {
  */
 export class BackdoorShell {
   private readonly parser: RecordParser;
-  private nextId = 1;
+  /** Ids start at random so that a marker left in the guest by an earlier boot cannot match a new command. */
+  private nextId = 1 + Math.floor(Math.random() * 1e9);
   private pending: Pending | undefined;
   private markerSeen = false;
   private markerWaiters: Array<{ resolve(): void; reject(error: Error): void }> = [];
