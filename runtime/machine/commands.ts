@@ -5,6 +5,7 @@ import { deadline, sleep, timeoutError } from "../abort.js";
 import { CommandFailedError, TimeoutError, UsageError } from "../errors.js";
 import { retry, DEFAULT_WAIT_TIMEOUT } from "../polling.js";
 import { shellQuote } from "./framing.js";
+import { normaliseChord } from "./keys.js";
 import { MachineCore } from "./machine.js";
 import {
   splitCommands,
@@ -111,10 +112,14 @@ export class CommandMachine extends MachineCore {
     });
   }
 
-  /** Presses keys through QEMU's monitor (`sendkey`), e.g. `ctrl-alt-delete`. */
+  /** Presses a key or chord through QEMU's monitor: `ret`, `ctrl-alt-delete`, `ctrl+c`, `alt-f2`, `A`. */
   async sendKey(key: string, options: { delay?: number } = {}): Promise<void> {
-    await this.sendMonitorCommand(`sendkey ${key}`);
-    await sleep((options.delay ?? 0.01) * 1000, this.configSignal);
+    await this.api(async () => {
+      const chord = normaliseChord(key);
+      const answer = await this.sendMonitorCommand(`sendkey ${chord}`);
+      if (answer.trim() !== "") throw new UsageError(`${this.name}: sendkey ${chord} failed: ${answer.trim()}`);
+      await sleep((options.delay ?? 0.01) * 1000, this.configSignal);
+    });
   }
 
   /** Reboots the guest with ctrl-alt-delete; the next command waits for the new backdoor shell. */

@@ -1,8 +1,9 @@
-import { NetworkMachine } from "./network.js";
+import { ScreenMachine } from "./screen.js";
 
 export type { MachineConfig } from "./machine.js";
 export type * from "./options.js";
 export type { UnitOptions } from "./systemd.js";
+export type { KeyOptions } from "./screen.js";
 
 /**
  * A VM of the test, with the Python driver's methods in camelCase. Every
@@ -12,6 +13,6 @@ export type { UnitOptions } from "./systemd.js";
  *
  * The methods come in layers, one file each: lifecycle and primitives
  * (machine.ts), commands and waits (commands.ts), systemd (systemd.ts),
- * network (network.ts).
+ * network (network.ts), screen (screen.ts).
  */
-export class Machine extends NetworkMachine {}
+export class Machine extends ScreenMachine {}
