@@ -78,7 +78,9 @@ export const PREAMBLE = [
   "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
   "  __ntt_w=$!",
   `  { echo $BASHPID > "$__ntt_f.pid"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
-  "  kill \"$__ntt_w\" 2>/dev/null",
+  // SIGKILL and wait: a watchdog blocked in `read` would survive SIGTERM until
+  // the next byte arrived, and steal the first byte of the next command.
+  "  kill -KILL \"$__ntt_w\" 2>/dev/null; wait \"$__ntt_w\" 2>/dev/null",
   "  if [[ -e /tmp/.ntt-killed ]] && read -r __ntt_m < /tmp/.ntt-killed && [[ $__ntt_m == \"$__ntt_id \"* ]]; then",
   "    [[ $__ntt_m == *timeout ]] && __ntt_r=-124 || __ntt_r=-130",
   "  fi",

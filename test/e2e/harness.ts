@@ -62,6 +62,8 @@ export async function runDriver(script: string, options: RunOptions = {}): Promi
   );
   clearTimeout(limit);
   const qemuPids = [...output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  // The backdoor protocol must never garble a command line (a stolen byte shows up as this in the serial log).
+  assert.doesNotMatch(output, /_ntt_\w*: command not found/, "the guest shell received a damaged command line");
   return { code, signal, output, dir, outDir, qemuPids, xml: () => readFile(join(outDir, "log.xml"), "utf8") };
 }
 
