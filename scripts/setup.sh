@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates tesseract-ocr tesseract-ocr-eng imagemagick)
+packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates tesseract-ocr tesseract-ocr-eng imagemagick chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
