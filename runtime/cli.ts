@@ -4,6 +4,7 @@ import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { readDriverConfiguration, type DriverConfiguration, DEFAULT_GLOBAL_TIMEOUT } from "../lib/config.js";
 import { machineNameFromStartScript } from "../lib/names.js";
+import { readManifest, type Manifest } from "../lib/manifest.js";
 import { ConfigError, NixosTestError, TestAbortedError } from "./errors.js";
 import { Driver } from "./driver.js";
 import { describeFailure } from "./failure.js";
@@ -35,6 +36,7 @@ interface Flags {
   stateDir?: string;
   testName?: string;
   pauseOnFailure?: boolean;
+  manifest?: string;
 }
 
 function program(): Command {
@@ -50,6 +52,7 @@ function program(): Command {
     .addOption(new Option("-o, --output-directory <dir>", "where screenshots, copied files and log.xml go (default: current directory)"))
     .addOption(new Option("--output_directory <dir>").hideHelp())
     .addOption(new Option("-I, --interactive", "open a REPL instead of running the script (runTests() runs it)"))
+    .addOption(new Option("--manifest <file>", "the test's manifest.json (the interactive driver completes each machine's units from it)"))
     .addOption(new Option("--pause-on-failure", "when a command or subtest fails, keep the VMs and open a REPL: .retry, .continue or .abort"))
     .addOption(new Option("--junit-xml <file>", "write a JUnit report (relative to the output directory)"))
     .addOption(new Option("--test-name <name>", "the test's name in reports (default: the script's file name)"))
@@ -227,7 +230,8 @@ export async function main(argv: string[]): Promise<number> {
     if (flags.interactive) {
       // As nixpkgs: no global timeout while a person drives.
       const d = driver;
-      await startRepl(d, { runTests: () => runTestScript(d, resolve(config.testScript)), banner: replBanner(d) });
+      const units = flags.manifest === undefined ? undefined : unitsByMachine(await readManifest(flags.manifest));
+      await startRepl(d, { runTests: () => runTestScript(d, resolve(config.testScript)), banner: replBanner(d), ...(units ? { units } : {}) });
       exitCode = 0;
       return exitCode;
     }
@@ -260,6 +264,10 @@ export async function main(argv: string[]): Promise<number> {
     logger.end();
   }
   return exitCode;
+}
+
+function unitsByMachine(manifest: Manifest): Record<string, string[]> {
+  return Object.fromEntries(manifest.nodes.map((n) => [n.binding, n.units]));
 }
 
 function replBanner(driver: Driver): string {

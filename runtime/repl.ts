@@ -15,6 +15,26 @@ export interface ReplOptions {
   /** Extra dot-commands (pause on failure adds .retry, .continue, .abort). */
   commands?: Record<string, { help: string; action: (this: REPLServer, arg: string) => void }>;
   banner?: string;
+  /** Each machine's systemd units (from the test's manifest), offered when completing a unit argument. */
+  units?: Record<string, string[]>;
+}
+
+/** Methods whose first argument is a unit. */
+const UNIT_METHODS = "waitForUnit|waitForJob|getUnitInfo|getUnitProperty|requireUnitState|startJob|stopJob";
+
+/**
+ * Completes `machine.waitForUnit("ss` from the machine's units; everything
+ * else is left to the REPL's own completer (names in scope, methods).
+ */
+export function completeUnit(line: string, units: Record<string, string[]>): [string[], string] | undefined {
+  const m = new RegExp(`(?:^|[^\\w$.])([A-Za-z_$][\\w$]*)\\.(?:${UNIT_METHODS})\\(\\s*(["'\`])([^"'\`]*)$`).exec(line);
+  if (m === null) return undefined;
+  const known = units[m[1] as string];
+  if (known === undefined) return undefined;
+  const prefix = m[3] as string;
+  // Template units complete to their stem: `getty@` then the instance is the user's.
+  const names = known.map((u) => u.replace(/@\.(\w+)$/, "@"));
+  return [[...new Set(names.filter((u) => u.startsWith(prefix)))], prefix];
 }
 
 /**
@@ -43,6 +63,16 @@ export async function startRepl(driver: Driver, options: ReplOptions): Promise<v
   const mutable = server as unknown as { eval: repl.REPLEval };
   const evaluate = server.eval.bind(server);
   mutable.eval = (code, context, file, callback) => evaluate(stripTypes(typescript, code), context, file, callback);
+  if (options.units !== undefined) {
+    const units = options.units;
+    const mutableCompleter = server as unknown as { completer: (line: string, cb: (err: Error | null, result: [string[], string]) => void) => void };
+    const original = mutableCompleter.completer.bind(server);
+    mutableCompleter.completer = (line, cb) => {
+      const unitCompletion = completeUnit(line, units);
+      if (unitCompletion !== undefined) cb(null, unitCompletion);
+      else original(line, cb);
+    };
+  }
   // Ctrl-C while a command runs: break the await (breakEvalOnSigint) and cancel the command in the VM.
   server.on("SIGINT", () => driver.interrupt());
 
