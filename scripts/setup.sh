@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates tesseract-ocr tesseract-ocr-eng imagemagick chromium)
+packages+=(nix-bin) # test/nix: real nix builds (Debian's nix 2.8; flakes with --extra-experimental-features)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
