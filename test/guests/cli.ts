@@ -1,17 +1,18 @@
 // Writes start scripts for hand-run experiments and shell-based tests:
 //
-//   node dist/test/guests/cli.js --out DIR [--memory MiB] [--kernel-param P]... \
-//     machine1:1,2 machine2:1 server
+//   node dist/test/guests/cli.js --out DIR [--guest tiny|systemd] [--memory MiB] \
+//     [--kernel-param P]... machine1:1,2 machine2:1 server
 //
 // Each NODE is name[:vlan,vlan...]; without a colon the node has no vlans.
 // Prints "name<TAB>script path" per node; build logs (first run) go to stderr.
 
 import { parseArgs } from "node:util";
-import { type GuestNode, writeStartScripts } from "./start-scripts.js";
+import { type GuestName, type GuestNode, writeStartScripts } from "./start-scripts.js";
 
 const USAGE =
-  "usage: cli.js --out DIR [--memory MiB] [--kernel-param P]... NODE...\n" +
-  "  NODE is name[:vlan[,vlan...]], e.g. machine1:1,2 machine2:1 server";
+  "usage: cli.js --out DIR [--guest tiny|systemd] [--memory MiB] [--kernel-param P]... NODE...\n" +
+  "  NODE is name[:vlan[,vlan...]], e.g. machine1:1,2 machine2:1 server\n" +
+  "  --guest: the image every node boots (default tiny; see test/guests/README.md)";
 
 function parseNode(spec: string): GuestNode {
   const colon = spec.indexOf(":");
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
     allowPositionals: true,
     options: {
       out: { type: "string" },
+      guest: { type: "string" },
       memory: { type: "string" },
       "kernel-param": { type: "string", multiple: true },
       help: { type: "boolean", short: "h" },
@@ -42,7 +44,10 @@ async function main(): Promise<void> {
     throw new Error(USAGE);
   }
   const memoryMiB = values.memory === undefined ? undefined : Number(values.memory);
+  // writeStartScripts rejects other names with a message naming both guests.
+  const guest = values.guest as GuestName | undefined;
   const scripts = await writeStartScripts(values.out, positionals.map(parseNode), {
+    ...(guest === undefined ? {} : { guest }),
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
     kernelParams: values["kernel-param"] ?? [],
   });

@@ -4,10 +4,15 @@
 //
 // The scripts honour the environment contract of nixpkgs' qemu-vm.nix:
 // TMPDIR/USE_TMPDIR, SHARED_DIR, QEMU_OPTS, QEMU_KERNEL_PARAMS, QEMU_NET_OPTS
-// and QEMU_VDE_SOCKET_<vlan>; the driver appends its own QEMU arguments
-// (-serial, -chardev for the backdoor, -no-reboot, ...) through "$@".
+// and QEMU_VDE_SOCKET_<vlan>, and for the systemd guest NIX_DISK_IMAGE; the
+// driver appends its own QEMU arguments (-serial, -chardev for the backdoor,
+// -no-reboot, ...) through "$@".
+//
+// Guests (test/guests/README.md): "tiny" (kernel + initramfs, busybox init)
+// and "systemd" (Debian with systemd on an ext4 disk image).
 
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -19,9 +24,12 @@ export interface GuestNode {
   vlans: number[];
 }
 
+export type GuestName = "tiny" | "systemd";
+
 export interface StartScriptOptions {
-  guest?: "tiny";
-  /** -m for every node; 512 by default. */
+  /** The guest image every node boots; "tiny" by default. */
+  guest?: GuestName;
+  /** -m for every node; 512 MiB for "tiny", 1024 MiB (NixOS' default) for "systemd". */
   memoryMiB?: number;
   /** Extra kernel parameters baked into every script, before $QEMU_KERNEL_PARAMS. */
   kernelParams?: string[];
@@ -35,14 +43,27 @@ interface NodeLayout {
   interfaces: { device: string; vlan: number; address: string; mac: string }[];
 }
 
-const DEFAULT_MEMORY_MIB = 512;
+const DEFAULT_MEMORY_MIB: Record<GuestName, number> = { tiny: 512, systemd: 1024 };
+
+/** The files build.sh leaves in a complete guest directory. */
+const GUEST_FILES: Record<GuestName, string[]> = {
+  tiny: ["vmlinuz", "initrd.gz", "done"],
+  systemd: ["kernel", "initrd.img", "root.img", "done"],
+};
+
+function checkGuest(guest: string): GuestName {
+  if (guest !== "tiny" && guest !== "systemd") {
+    throw new Error(`guest ${JSON.stringify(guest)}: use "tiny" or "systemd"`);
+  }
+  return guest;
+}
 
 // Names end up in shell words, QEMU's -name, the kernel command line (where
 // ',' and ':' separate entries) and /etc/hosts: allow hostname characters only.
 const NODE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?$/;
 
 /** Finds the recipe next to the TypeScript sources, from src/ or dist/ alike. */
-function findBuildScript(guest: "tiny"): string {
+function findBuildScript(guest: GuestName): string {
   const relative = join("test", "guests", guest, "build.sh");
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
@@ -58,10 +79,11 @@ function findBuildScript(guest: "tiny"): string {
 
 /**
  * Builds the guest unless the cache already holds it (then this takes a few
- * milliseconds) and returns its directory (vmlinuz, initrd.gz).
+ * milliseconds) and returns its directory: vmlinuz and initrd.gz for "tiny";
+ * kernel, initrd.img and root.img for "systemd".
  */
-export async function buildGuest(guest: "tiny" = "tiny"): Promise<string> {
-  const script = findBuildScript(guest);
+export async function buildGuest(guest: GuestName = "tiny"): Promise<string> {
+  const script = findBuildScript(checkGuest(guest));
   const stdout = await new Promise<string>((resolvePromise, reject) => {
     const child = execFile(
       "bash",
@@ -76,12 +98,12 @@ export async function buildGuest(guest: "tiny" = "tiny"): Promise<string> {
         }
       },
     );
-    // A first build downloads ~80 MB: show its progress instead of going quiet.
+    // A first build downloads 80-120 MB: show its progress instead of going quiet.
     child.stderr?.on("data", (chunk: string) => process.stderr.write(chunk));
   });
   const lines = stdout.trim().split("\n");
   const dir = lines[lines.length - 1] ?? "";
-  for (const file of ["vmlinuz", "initrd.gz", "done"]) {
+  for (const file of GUEST_FILES[guest]) {
     if (!dir.startsWith("/") || !existsSync(join(dir, file))) {
       throw new Error(`${script} printed ${JSON.stringify(dir)}, which has no ${file}`);
     }
@@ -137,7 +159,72 @@ function sh(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
+/** A machine-id per node (systemd.machine_id=): stable across runs, distinct between nodes. */
+function machineId(name: string): string {
+  return createHash("sha256").update(`nixos-test-ts machine ${name}`).digest("hex").slice(0, 32);
+}
+
+/** What differs between the guests in a start script. */
+interface GuestBoot {
+  kernelParams: string[];
+  /** Shell lines before the TMPDIR set-up (nixpkgs creates the disk there too). */
+  prelude: string;
+  /** QEMU arguments after the vlan NICs, one line each, each ending in " \\". */
+  qemuArgs: string;
+}
+
+function guestBoot(guest: GuestName, node: NodeLayout, guestDir: string): GuestBoot {
+  if (guest === "tiny") {
+    return {
+      kernelParams: [],
+      prelude: "",
+      qemuArgs:
+        `  -kernel ${sh(join(guestDir, "vmlinuz"))} \\\n` +
+        `  -initrd ${sh(join(guestDir, "initrd.gz"))} \\\n`,
+    };
+  }
+  const disk = `./${node.name}.qcow2`;
+  return {
+    kernelParams: [
+      "root=/dev/vda",
+      "rootfstype=ext4",
+      "rw",
+      "fsck.mode=skip",
+      "net.ifnames=0",
+      // PID 1 names the host before any unit runs (ntt-network.service sets
+      // the same from ntt.hostname), so every journal line carries it.
+      `systemd.hostname=${node.name}`,
+      `systemd.machine_id=${machineId(node.name)}`,
+    ],
+    prelude: `
+# The root disk, as nixpkgs' NIX_DISK_IMAGE: a qcow2 overlay of the guest's
+# read-only image, created in the current directory (the driver's VM state
+# directory) when missing, so it survives a restart of the VM.
+disk_image=\${NIX_DISK_IMAGE:-${disk}}
+if ! NIX_DISK_IMAGE=$(readlink -f "$disk_image"); then
+  echo "run-${node.name}-vm: cannot resolve the disk image path $disk_image (does its directory exist?)" >&2
+  exit 1
+fi
+if ! test -e "$NIX_DISK_IMAGE"; then
+  echo "Disk image do not exist, creating the virtualisation disk image..."
+  qemu-img create -q -f qcow2 -F raw -b ${sh(join(guestDir, "root.img"))} "$NIX_DISK_IMAGE"
+  echo "Virtualisation disk image created."
+fi
+disk_image=\${NIX_DISK_IMAGE//,/,,}
+`,
+    qemuArgs:
+      `  -drive cache=writeback,file="$disk_image",id=drive1,if=none,index=1,werror=report \\\n` +
+      `  -device virtio-blk-pci,bootindex=1,drive=drive1,serial=root \\\n` +
+      // std VGA = the bochs display driver in the guest; QMP screendump works
+      // also when the driver adds -nographic.
+      `  -vga std \\\n` +
+      `  -kernel ${sh(join(guestDir, "kernel"))} \\\n` +
+      `  -initrd ${sh(join(guestDir, "initrd.img"))} \\\n`,
+  };
+}
+
 function renderScript(
+  guest: GuestName,
   node: NodeLayout,
   all: NodeLayout[],
   guestDir: string,
@@ -145,6 +232,7 @@ function renderScript(
   extraKernelParams: string[],
 ): string {
   const scriptName = `run-${node.name}-vm`;
+  const boot = guestBoot(guest, node, guestDir);
   const hosts = all.flatMap((n) => {
     const primary = n.interfaces[0];
     return primary ? [`${primary.address}:${n.name}`] : [];
@@ -160,6 +248,7 @@ function renderScript(
       ? [`ntt.ip=${node.interfaces.map((i) => `${i.device}:${i.address}/24`).join(",")}`]
       : []),
     ...(hosts.length > 0 ? [`ntt.hosts=${hosts.join(",")}`] : []),
+    ...boot.kernelParams,
     ...extraKernelParams,
   ].join(" ");
 
@@ -181,13 +270,13 @@ function renderScript(
 
   return `#!/usr/bin/env bash
 # Start script for node ${node.name} (node number ${node.number}) of a nixos-test-ts test,
-# generated by test/guests/start-scripts.ts for the "tiny" guest in
+# generated by test/guests/start-scripts.ts for the "${guest}" guest in
 # ${guestDir}
 # Environment contract as nixpkgs' run-<name>-vm: TMPDIR/USE_TMPDIR, SHARED_DIR,
-# QEMU_OPTS, QEMU_KERNEL_PARAMS, QEMU_NET_OPTS, QEMU_VDE_SOCKET_<vlan>.
+# QEMU_OPTS, QEMU_KERNEL_PARAMS, QEMU_NET_OPTS, QEMU_VDE_SOCKET_<vlan>${guest === "tiny" ? "" : ",\n# NIX_DISK_IMAGE"}.
 set -e
 
-${vdeChecks.join("")}
+${vdeChecks.join("")}${boot.prelude}
 # Unless the caller insists on its TMPDIR (USE_TMPDIR), every VM gets a fresh one.
 if [ -z "$TMPDIR" ] || [ -z "$USE_TMPDIR" ]; then
   TMPDIR=$(mktemp -d nix-vm.XXXXXXXXXX --tmpdir)
@@ -216,9 +305,7 @@ exec qemu-system-x86_64 \\
   -netdev "user,id=user.0\${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" \\
   -virtfs local,path="$shared_dir",security_model=none,mount_tag=shared \\
   -virtfs local,path="$xchg_dir",security_model=none,mount_tag=xchg \\
-${vlanArgs.join("")}  -kernel ${sh(join(guestDir, "vmlinuz"))} \\
-  -initrd ${sh(join(guestDir, "initrd.gz"))} \\
-  -append "$kernel_params\${QEMU_KERNEL_PARAMS:+ $QEMU_KERNEL_PARAMS}" \\
+${vlanArgs.join("")}${boot.qemuArgs}  -append "$kernel_params\${QEMU_KERNEL_PARAMS:+ $QEMU_KERNEL_PARAMS}" \\
   $QEMU_OPTS \\
   "$@"
 `;
@@ -233,7 +320,8 @@ export async function writeStartScripts(
   nodes: GuestNode[],
   options: StartScriptOptions = {},
 ): Promise<Record<string, string>> {
-  const memoryMiB = options.memoryMiB ?? DEFAULT_MEMORY_MIB;
+  const guest = checkGuest(options.guest ?? "tiny");
+  const memoryMiB = options.memoryMiB ?? DEFAULT_MEMORY_MIB[guest];
   if (!Number.isInteger(memoryMiB) || memoryMiB < 64) {
     throw new Error(`memoryMiB ${memoryMiB}: need an integer >= 64`);
   }
@@ -244,7 +332,7 @@ export async function writeStartScripts(
     }
   }
   const layout = layoutNodes(nodes);
-  const guestDir = await buildGuest(options.guest ?? "tiny");
+  const guestDir = await buildGuest(guest);
   const dir = resolve(outDir);
   await mkdir(dir, { recursive: true });
 
@@ -253,7 +341,7 @@ export async function writeStartScripts(
     const path = join(dir, `run-${node.name}-vm`);
     // Write-then-rename: a driver starting the previous script never sees half a file.
     const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, renderScript(node, layout, guestDir, memoryMiB, kernelParams));
+    await writeFile(tmp, renderScript(guest, node, layout, guestDir, memoryMiB, kernelParams));
     await chmod(tmp, 0o755);
     await rename(tmp, path);
     scripts[node.name] = path;
