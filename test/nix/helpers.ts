@@ -173,6 +173,7 @@ let sandbox: string[] | undefined;
  */
 export async function sandboxOptions(): Promise<string[]> {
   if (sandbox !== undefined) return sandbox;
+  if (process.env.NTT_NIX_SANDBOX === "0") return (sandbox = ["--option", "sandbox", "false"]);
   const paths = ["/bin", "/usr", "/lib", "/lib64", resolve(REPO, "node_modules")].filter((p) => existsSync(p));
   const on = ["--option", "sandbox", "true", "--option", "extra-sandbox-paths", paths.join(" ")];
   const probe = `builtins.derivation { name = "ntt-sandbox-probe"; system = builtins.currentSystem; builder = "/bin/sh"; ` +
@@ -206,6 +207,8 @@ export function buildUserLeftovers(): string[] {
       const status = readFileSync(`/proc/${entry}/status`, "utf8");
       const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
       const name = /^Name:\s+(.*)$/m.exec(status)?.[1] ?? "";
+      // A zombie has ended; only its parent (here often init, which reaps lazily) has yet to collect it.
+      if (/^State:\s+Z/m.test(status)) continue;
       if (uids.has(uid) && /^(qemu-system|vde_switch)/.test(name)) left.push(`${entry} ${name} (uid ${uid})`);
     } catch {
       // ended while we looked
