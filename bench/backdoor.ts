@@ -11,7 +11,12 @@ import { join } from "node:path";
 import { Driver } from "../runtime/driver.js";
 import { Logger } from "../runtime/log/logger.js";
 import { TerminalSink } from "../runtime/log/terminal.js";
+import { killAllSync } from "../runtime/reaper.js";
 import { buildGuest, writeStartScripts } from "../test/guests/start-scripts.js";
+
+// A benchmark stopped by a signal must not leave its VMs running.
+process.on("exit", killAllSync);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => process.exit(130));
 import { median, ms, percentile } from "./stats.js";
 
 const calls = Number(process.argv[2] ?? 200);
@@ -31,7 +36,7 @@ async function sample(count: number, fn: () => Promise<unknown>): Promise<number
 await buildGuest();
 const dir = await mkdtemp(join(tmpdir(), "ntt-bench-"));
 const scripts = await writeStartScripts(dir, [{ name: "machine", vlans: [] }]);
-const logger = new Logger([new TerminalSink(process.stderr, { level: "error", isSerialOn: () => false })]);
+const logger = new Logger([new TerminalSink(process.stderr, { level: process.env.BENCH_LOG === "1" ? "info" : "error", isSerialOn: () => process.env.BENCH_LOG === "1" })]);
 const driver = new Driver({ vms: [{ name: "machine", startScript: scripts.machine as string }], vlans: [], globalTimeout: 3600, outDir: dir, logger });
 const machine = driver.machines.machine;
 if (machine === undefined) throw new Error("no machine");

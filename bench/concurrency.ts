@@ -10,7 +10,12 @@ import { Driver } from "../runtime/driver.js";
 import { Logger } from "../runtime/log/logger.js";
 import { TerminalSink } from "../runtime/log/terminal.js";
 import type { Machine } from "../runtime/machine/index.js";
+import { killAllSync } from "../runtime/reaper.js";
 import { buildGuest, writeStartScripts } from "../test/guests/start-scripts.js";
+
+// A benchmark stopped by a signal must not leave its VMs running.
+process.on("exit", killAllSync);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => process.exit(130));
 
 await buildGuest();
 const dir = await mkdtemp(join(tmpdir(), "ntt-bench-"));

@@ -50,9 +50,12 @@ export const BLOCK = 65536;
  * kills its whole process group. While a command runs nothing else reads the
  * console: the shell reads its next command only after the answer.
  *
- * Every read of the console takes one character (`-n 1`): bash's `read`
- * otherwise buffers a tty in a buffer shared by all its reads, and would
- * swallow the bytes of the next command.
+ * Reads of the console are line-wise and never see more than one line: the
+ * host sends nothing else while a command runs (after a cancellation it
+ * waits for the cancelled answer before the next command). bash's `read`
+ * buffers a tty, so a second line would be swallowed; and `read -n` would
+ * change the tty's settings, which a killed watchdog cannot restore (the
+ * console must stay raw: nixpkgs' `stty raw -echo`).
  */
 export const PREAMBLE = [
   "exec {__ntt_in}<&0",
@@ -74,7 +77,7 @@ export const PREAMBLE = [
   "__ntt_run() {",
   "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_w __ntt_l __ntt_n __ntt_i __ntt_a __ntt_len=0; set --",
   "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=()",
-  "  { if read -r -n 1 \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > /tmp/.ntt-killed",
+  "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > /tmp/.ntt-killed",
   "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
   "  __ntt_w=$!",
   `  { echo $BASHPID > "$__ntt_f.pid"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
@@ -90,7 +93,7 @@ export const PREAMBLE = [
   "  printf '\\036NTT %s %s %s\\037' \"$__ntt_id\" \"$__ntt_r\" \"$__ntt_len\"",
   "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
   "    printf '%s' \"${__ntt_l[__ntt_i]}\"",
-  "    (( __ntt_fc == 0 || __ntt_i + 1 == __ntt_n )) || read -r -n 1 -t 60 __ntt_a || break",
+  "    (( __ntt_fc == 0 || __ntt_i + 1 == __ntt_n )) || read -r -t 60 __ntt_a || break",
   "  done",
   "  printf '\\n'",
   "}",

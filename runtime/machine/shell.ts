@@ -2,6 +2,8 @@ import type { Socket } from "node:net";
 import { abortReason } from "../abort.js";
 import { CANCEL, MARKER, PREAMBLE, RecordParser, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
 
+/** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
+const DRAIN_MS = 30_000;
 /** Once an answer has begun, the rest follows within moments; silence this long means bytes were lost. */
 const STALL_MS = 10_000;
 
@@ -50,6 +52,8 @@ export class BackdoorShell {
   private markerText = "";
   private closedError: Error | undefined;
   private lastData = Date.now();
+  /** A cancelled command whose answer is still to come. */
+  private draining: { id: number; done: Promise<void>; finished(): void } | undefined;
   private readonly flowControl: boolean;
 
   constructor(
@@ -111,16 +115,24 @@ export class BackdoorShell {
   }
 
   /** Runs one command; the caller serialises calls. `timeout` is the guest-side limit in seconds (0: none). */
-  run(command: string, timeout: number, signal?: AbortSignal): Promise<ShellResult> {
-    if (this.closedError) return Promise.reject(this.closedError);
-    if (this.pending) return Promise.reject(new Error("BackdoorShell.run called while a command is running"));
-    if (signal?.aborted) return Promise.reject(abortReason(signal));
+  async run(command: string, timeout: number, signal?: AbortSignal): Promise<ShellResult> {
+    // After a cancellation the guest is still busy ending the old command; its
+    // watchdog reads the console line-wise, so nothing may be written until it is done.
+    if (this.draining !== undefined) await Promise.race([this.draining.done, new Promise((r) => setTimeout(r, DRAIN_MS))]);
+    this.draining = undefined;
+    if (this.closedError) throw this.closedError;
+    if (this.pending) throw new Error("BackdoorShell.run called while a command is running");
+    if (signal?.aborted) throw abortReason(signal);
     const id = this.nextId++;
     const line = frameCommand(id, command, timeout, this.flowControl);
     return new Promise<ShellResult>((resolve, reject) => {
       const onAbort = (): void => {
         // Tell the command's watchdog to kill it; its answer, when it comes, is dropped by id.
-        if (this.pending?.id === id) this.socket.write(CANCEL);
+        if (this.pending?.id === id) {
+          this.socket.write(CANCEL);
+          let finished!: () => void;
+          this.draining = { id, done: new Promise<void>((r) => (finished = r)), finished: () => finished() };
+        }
         this.settle(id);
         reject(abortReason(signal as AbortSignal));
       };
@@ -200,6 +212,7 @@ export class BackdoorShell {
   }
 
   private onRecord(record: ShellRecord): void {
+    if (this.draining?.id === record.id) this.draining.finished();
     const p = this.pending;
     if (p === undefined || p.id !== record.id) return; // a late answer to an abandoned command
     this.settle(p.id);
