@@ -248,11 +248,14 @@ let
         chmod +x "$out/bin/nixos-test-driver"
       '';
 
+  # --manifest: the REPL (driverInteractive, --pause-on-failure) completes each machine's units from it.
   baseArgs = [
     "--log-level"
     logLevel
     "--test-name"
     name
+    "--manifest"
+    "${manifest}"
   ] ++ extraDriverArgs;
 
   driver = mkDriver "" baseArgs;

@@ -102,7 +102,7 @@ test("scripts it cannot take are evaluation errors that say what to do", async (
 test("the wrapper's arguments: log level, test name, extraDriverArgs; --interactive only in driverInteractive", async () => {
   const r = (await evalJson(`let t = ${ntt} { name = "t"; nodes = ${nodes}; testScript = ${fixtureScript}; logLevel = "debug"; extraDriverArgs = [ "--keep-vm-state" ]; extraPath = [ "/opt/ocr" ]; };
     in { d = t.driver.buildCommand; i = t.driverInteractive.buildCommand; features = t.test.requiredSystemFeatures; test = t.test.buildCommand; }`)) as Record<string, string | string[]>;
-  assert.match(r.d as string, /'--log-level' 'debug' '--test-name' 't' '--keep-vm-state' "\\\$@"/);
+  assert.match(r.d as string, /'--log-level' 'debug' '--test-name' 't' '--manifest' '\/nix\/store\/[a-z0-9]{32}-t-manifest\.json' '--keep-vm-state' "\\\$@"/);
   assert.doesNotMatch(r.d as string, /--interactive/);
   assert.match(r.i as string, /'--keep-vm-state' '--interactive' "\\\$@"/);
   assert.match(r.d as string, /PATH=\/opt\/ocr\/bin\\\$\{PATH:\+:\\\$PATH\}\nexport PATH\n/);

@@ -119,7 +119,7 @@ test("the driver: a wrapper with nixpkgs' --config JSON, pointing at the emitted
     await access(config.vms[name].start_script, constants.X_OK);
   }
   const wrapper = await readFile(join(out, "bin", "nixos-test-driver"), "utf8");
-  assert.match(wrapper, new RegExp(`--config ${out}/driver-configuration\\.json '--log-level' 'info' '--test-name' 'two-nodes' "\\$@"`));
+  assert.match(wrapper, new RegExp(`--config ${out}/driver-configuration\\.json '--log-level' 'info' '--test-name' 'two-nodes' '--manifest' '[^']+-two-nodes-manifest\\.json' "\\$@"`));
   // The sources as checked, filtered to the script's modules.
   assert.deepEqual((await readdir(join(out, "script", "src"))).sort(), ["helpers.ts", "test.ts"]);
 });
