@@ -2,11 +2,10 @@
 // nixpkgs' driver configuration, the emitted entry's name, what goes into
 // the script's sources, and the errors for scripts it cannot take.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { before, test } from "node:test";
-import { NIX_LIB, REPO, SHIM, evalError, evalJson, nixString, requireNix } from "./helpers.js";
+import { after, before, test } from "node:test";
+import { NIX_LIB, REPO, SHIM, evalError, evalJson, nixString, removeTempDirs, requireNix, tempDir } from "./helpers.js";
 
 // Evaluation only: the runtime package is never built, so its inputs may be anything.
 const ntt = `(import ${NIX_LIB}/driver.nix { pkgs = import ${SHIM} { system = builtins.currentSystem; dist = "/nonexistent/dist"; nodeModules = "/nonexistent/node_modules"; }; })`;
@@ -15,6 +14,7 @@ const nodes = `{ server.config = { system.name = "server"; system.build.vm = ${f
 const fixtureScript = join(REPO, "test", "nix", "fixture", "two-nodes", "test.ts");
 
 before(() => requireNix());
+after(() => removeTempDirs());
 
 test("driverConfiguration is nixpkgs' JSON: vms from system.build.vm, vlans, timeout, the emitted script", async () => {
   const c = (await evalJson(`(${ntt} { name = "t"; nodes = ${nodes}; testScript = ${fixtureScript}; globalTimeout = 77; }).driverConfiguration`)) as {
@@ -36,7 +36,7 @@ test("driverConfiguration is nixpkgs' JSON: vms from system.build.vm, vlans, tim
 });
 
 test("startScripts replaces the nodes' VMs; a path is copied into the store", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "ntt-nix-start-"));
+  const dir = await tempDir("ntt-nix-start-");
   await writeFile(join(dir, "run-server-vm"), "#!/bin/sh\n", { mode: 0o755 });
   const c = (await evalJson(
     `(${ntt} { name = "t"; nodes = ${nodes}; testScript = ${fixtureScript}; startScripts = { server = ${join(dir, "run-server-vm")}; client = "/somewhere/run-client-vm"; }; }).driverConfiguration.vms`,
@@ -46,7 +46,7 @@ test("startScripts replaces the nodes' VMs; a path is copied into the store", as
 });
 
 test("the script's sources: its directory's .ts/.js/.json files, not Nix files, node_modules, results or editor bindings", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "ntt-nix-src-"));
+  const dir = await tempDir("ntt-nix-src-");
   for (const f of ["test.ts", "helper.ts", "data.json", "plain.mjs", "test.nix", "flake.nix", "flake.lock", "test.generated.ts", "nixos-test-ts.env.d.ts", "tsconfig.json", "notes.md"]) {
     await writeFile(join(dir, f), "");
   }
@@ -62,7 +62,7 @@ test("the script's sources: its directory's .ts/.js/.json files, not Nix files, 
 });
 
 test("the emitted entry: test.ts -> test.js, test.mts -> test.mjs, looked for under each directory it may be emitted from", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "ntt-nix-mts-"));
+  const dir = await tempDir("ntt-nix-mts-");
   await mkdir(join(dir, "tests"));
   await writeFile(join(dir, "tests", "test.mts"), "");
   const loop = (build: string) => /for candidate in (.*); do/.exec(build)?.[1];
@@ -79,7 +79,7 @@ test("the emitted entry: test.ts -> test.js, test.mts -> test.mjs, looked for un
 });
 
 test("scripts it cannot take are evaluation errors that say what to do", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "ntt-nix-bad-"));
+  const dir = await tempDir("ntt-nix-bad-");
   await writeFile(join(dir, "test.js"), "");
   await mkdir(join(dir, "other"));
   assert.match(

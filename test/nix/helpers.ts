@@ -4,7 +4,9 @@
 // QEMUs included).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The checkout (this file is dist/test/nix/helpers.js). */
@@ -215,4 +217,17 @@ export function buildUserLeftovers(): string[] {
     }
   }
   return left;
+}
+
+const temporary: string[] = [];
+
+/** A fresh directory under the system's temporary directory, removed by removeTempDirs(). */
+export async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  temporary.push(dir);
+  return dir;
+}
+
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(temporary.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }

@@ -3,17 +3,17 @@
 // vlans and addresses as nixpkgs' network.nix assigns them, units, ports.
 // Every result must also pass lib/manifest.ts, the schema the generator reads.
 import assert from "node:assert/strict";
-import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { before, test } from "node:test";
+import { after, before, test } from "node:test";
 import { parseManifest } from "../../lib/manifest.js";
-import { NIX_LIB, evalError, evalJson, requireNix } from "./helpers.js";
+import { NIX_LIB, evalError, evalJson, removeTempDirs, requireNix, tempDir } from "./helpers.js";
 
 const manifestOf = (args: string) => evalJson(`import ${NIX_LIB}/manifest.nix ${args}`);
 
 before(() => requireNix());
+after(() => removeTempDirs());
 
 test("two default nodes: vlan 1, numbered by sorted name, hostname = name, no units or ports", async () => {
   const m = await manifestOf(`{ name = "t"; nodes = { server.config = { }; client.config = { }; }; }`);
@@ -108,7 +108,7 @@ test("more than 254 nodes is an evaluation error naming the limit", async () => 
 });
 
 test("manifest-units.mjs adds the unit files of a unit directory, not its .wants/.d directories", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "ntt-units-"));
+  const dir = await tempDir("ntt-units-");
   const units = join(dir, "etc", "systemd", "system");
   await mkdir(join(units, "multi-user.target.wants"), { recursive: true });
   await mkdir(join(units, "sshd.service.d"));
@@ -117,7 +117,6 @@ test("manifest-units.mjs adds the unit files of a unit directory, not its .wants
   await writeFile(join(dir, "dirs.json"), JSON.stringify({ a: [units] }));
   const r = spawnSync(process.execPath, [join(NIX_LIB, "manifest-units.mjs"), join(dir, "m.json"), join(dir, "dirs.json"), join(dir, "out.json")], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  const { readFile } = await import("node:fs/promises");
   const out = JSON.parse(await readFile(join(dir, "out.json"), "utf8"));
   assert.deepEqual(out.nodes.a.units, ["default.target", "getty@.service", "sshd.service", "web.service"]);
   parseManifest(out, "out.json");

@@ -4,13 +4,13 @@
 // lockfile importNpmLock reads.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { before, test } from "node:test";
-import { NIX_LIB, REPO, evalJson, requireNix } from "./helpers.js";
+import { after, before, test } from "node:test";
+import { NIX_LIB, REPO, evalJson, removeTempDirs, requireNix, tempDir } from "./helpers.js";
 
 before(() => requireNix());
+after(() => removeTempDirs());
 
 // Only what flake.nix touches outside the attributes that need real nixpkgs.
 const stubNixpkgs = `{
@@ -61,7 +61,7 @@ test("every .nix file of the Nix layer parses", () => {
 
 /** Type-checks an example script against the manifest manifest.nix makes of stand-in nodes. */
 async function checkExample(script: string, nodes: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "ntt-nix-example-"));
+  const dir = await tempDir("ntt-nix-example-");
   const manifest = await evalJson(`import ${NIX_LIB}/manifest.nix { name = "example"; nodes = ${nodes}; }`);
   await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
   const r = spawnSync(process.execPath, [join(REPO, "dist", "generator", "cli.js"), "check", "--manifest", join(dir, "manifest.json"), "--out", join(dir, "out"), script], {
