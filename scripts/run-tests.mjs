@@ -14,7 +14,7 @@ function testFiles(dir) {
 }
 
 const only = process.argv.slice(2);
-const suites = only.length > 0 ? only : ["dist/test/unit", "dist/test/generator", "dist/test/e2e"];
+const suites = only.length > 0 ? only : ["dist/test/unit", "dist/test/generator", "dist/test/nix", "dist/test/e2e"];
 const files = suites.flatMap((s) => (s.endsWith(".js") ? [s] : testFiles(s)));
 const result = spawnSync(process.execPath, ["--test", "--test-concurrency=1", "--test-reporter=spec", ...files], { stdio: "inherit" });
 process.exit(result.status ?? 1);
