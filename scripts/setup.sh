@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates tesseract-ocr tesseract-ocr-eng imagemagick chromium)
+packages+=(mmdebstrap e2fsprogs xz-utils binutils) # test/guests/systemd
 packages+=(nix-bin) # test/nix: real nix builds (Debian's nix 2.8; flakes with --extra-experimental-features)
 missing=()
 for p in "${packages[@]}"; do
@@ -24,4 +25,5 @@ command -v node >/dev/null || { echo "setup: Node.js ≥ 20 is required (apt-get
 npm ci --no-audit --no-fund
 npm run build
 bash test/guests/tiny/build.sh >/dev/null
+bash test/guests/systemd/build.sh >/dev/null
 echo "setup: ready" >&2
