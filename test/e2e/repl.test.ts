@@ -132,13 +132,24 @@ test("the REPL: top-level await, TypeScript, completion, Ctrl-C, .shell, history
   assert.equal(await again.exit(), 0);
 });
 
-test("pause on failure: the failing step waits, the VM stays up, .continue finishes the test", async () => {
+test("pause on failure: the failing step waits, the VM stays up, .retry after a fix finishes the test", async () => {
   const s = start(["--pause-on-failure"]);
   await s.expect(/paused on failure:[\s\S]*test -e \/tmp\/second/, 90);
   await s.expect(/> $/m);
   s.type('await machine.succeed("cat /proc/uptime >/dev/null; touch /tmp/second; echo fixed-$((2*3))")\r');
   await s.expect(/'fixed-6\\n'/);
   s.type(".retry\r");
+  await s.expect(/script-finished-42/, 60);
+  assert.equal(await s.exit(), 0);
+  assert.deepEqual(await survivors(s.qemuPids()), []);
+});
+
+test("pause on failure: .continue goes on past the failed step", async () => {
+  const s = start(["--pause-on-failure"]);
+  await s.expect(/paused on failure/, 90);
+  await s.expect(/> $/m);
+  s.type(".continue\r");
+  await s.expect(/resuming after the pause: continue/);
   await s.expect(/script-finished-42/, 60);
   assert.equal(await s.exit(), 0);
   assert.deepEqual(await survivors(s.qemuPids()), []);
