@@ -1,6 +1,5 @@
-import { readFile } from "node:fs/promises";
 import { ConfigError } from "./errors.js";
-import { Validator } from "./validate.js";
+import { readJsonFile, Validator } from "./validate.js";
 
 /**
  * The driver configuration: the JSON that nixpkgs' test framework writes
@@ -80,17 +79,5 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
 }
 
 export async function readDriverConfiguration(path: string): Promise<DriverConfiguration> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new ConfigError(`--config ${path}: cannot read the file (${(error as Error).message})`, undefined, { cause: error });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`--config ${path}: not valid JSON (${(error as Error).message})`, undefined, { cause: error });
-  }
-  return parseDriverConfiguration(json, `--config ${path}`);
+  return parseDriverConfiguration(await readJsonFile(path, `--config ${path}`), `--config ${path}`);
 }

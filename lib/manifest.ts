@@ -1,7 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { ConfigError } from "./errors.js";
 import { sanitiseName } from "./names.js";
-import { Validator } from "./validate.js";
+import { readJsonFile, Validator } from "./validate.js";
 
 /**
  * The test manifest: what the Nix layer knows about a test's evaluated
@@ -215,19 +214,7 @@ function compare(a: string, b: string): number {
 }
 
 export async function readManifest(path: string): Promise<Manifest> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new ConfigError(`--manifest ${path}: cannot read the file (${(error as Error).message})`, undefined, { cause: error });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new ConfigError(`--manifest ${path}: not valid JSON (${(error as Error).message})`, undefined, { cause: error });
-  }
-  return parseManifest(json, path);
+  return parseManifest(await readJsonFile(path, `--manifest ${path}`), path);
 }
 
 /** The script's identifier for the only machine, as nixpkgs: `machine` when there is one node and none is named so. */

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { ConfigError } from "./errors.js";
 
 /**
@@ -58,4 +59,19 @@ export function show(value: unknown): string {
   const json = JSON.stringify(value);
   if (json === undefined) return String(value);
   return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+}
+
+/** Reads and parses a JSON file; `label` (e.g. `--config x.json`) starts each error message. */
+export async function readJsonFile(path: string, label: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`${label}: cannot read the file (${(error as Error).message})`, undefined, { cause: error });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ConfigError(`${label}: not valid JSON (${(error as Error).message})`, undefined, { cause: error });
+  }
 }
