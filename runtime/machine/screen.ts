@@ -145,9 +145,9 @@ export class ScreenMachine extends NetworkMachine {
   /** The titles of the X11 windows (`xwininfo -root -tree`). */
   async getWindowNames(): Promise<string[]> {
     return this.api(async () => {
-      const r = await this.execute(`xwininfo -root -tree | sed 's/.*0x[0-9a-f]* "\\([^"]*\\)".*/\\1/; t; d'`, { timeout: 60 });
+      const r = await this.execute("xwininfo -root -tree", { timeout: 60 });
       if (r.exitCode !== 0) throw new MachineError(this.name, `xwininfo failed (exit code ${r.exitCode}); is X running?`);
-      return r.output.split("\n").filter((l) => l !== "");
+      return parseWindowNames(r.output);
     });
   }
 
@@ -178,4 +178,18 @@ export class ScreenMachine extends NetworkMachine {
       await rm(dir, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Window titles from `xwininfo -root -tree` output: nixpkgs' sed
+ * `s/.*0x[0-9a-f]* "\([^"]*\)".*\/\1/; t; d`, on the host (one guest
+ * process less): the quoted name after the last window id of each line.
+ */
+export function parseWindowNames(xwininfo: string): string[] {
+  const names: string[] = [];
+  for (const line of xwininfo.split("\n")) {
+    const m = /^.*0x[0-9a-f]* "([^"]*)".*$/.exec(line);
+    if (m !== null) names.push(m[1] as string);
+  }
+  return names;
 }
