@@ -103,6 +103,7 @@ packages=(
   systemd systemd-sysv udev dbus libpam-systemd dbus-user-session
   iproute2 iputils-ping netcat-openbsd procps kmod busybox-static coreutils bash
   linux-image-amd64 initramfs-tools
+  xvfb x11-utils # an X server for graphical.target (boot with systemd.unit=graphical.target)
 )
 mirror=http://deb.debian.org/debian
 security=http://deb.debian.org/debian-security

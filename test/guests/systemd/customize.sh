@@ -43,6 +43,8 @@ mkdir -p "$root/var/lib/systemd/linger"
 # ------------------------------------------------------------ units
 
 in_root systemctl enable --quiet backdoor.service ntt-network.service www.service broken.service
+# Only when booted into graphical.target (QEMU_KERNEL_PARAMS=systemd.unit=graphical.target).
+in_root systemctl enable --quiet ntt-x11.service ntt-hello-window.service ntt-graphical-session.target
 in_root systemctl set-default --quiet multi-user.target
 
 # Each line: units masked, and why. Under TCG every exec costs tens of
