@@ -8,14 +8,14 @@
 // background job, 100 MB output) run as subtests of one script on one VM,
 // each step recording its own result so that every assertion stands alone.
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { buildGuest, writeStartScripts, type GuestNode } from "../guests/start-scripts.js";
-import { CLI, assertWellFormed, prepare, survivors } from "./harness.js";
+import { CLI, assertWellFormed, prepare, runCli, survivors } from "./harness.js";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -62,27 +62,12 @@ async function runFault(script: string, options: FaultOptions): Promise<FaultRun
   const tmp = join(dir, "tmp");
   const startScripts = options.startScripts ?? scripts;
   const began = performance.now();
-  const child = spawn(process.execPath, [CLI, "--start-scripts", ...startScripts, "-o", outDir, ...(options.args ?? []), scriptPath], {
+  const { code, signal, output, endedAt } = await runCli(["--start-scripts", ...startScripts, "-o", outDir, ...(options.args ?? []), scriptPath], {
     cwd: dir,
-    env: { ...process.env, NO_COLOR: "1", TMPDIR: tmp, ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
+    env: { TMPDIR: tmp, ...options.env },
+    limit: options.limit,
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   });
-  let output = "";
-  const onData = (chunk: Buffer): void => {
-    output += chunk.toString();
-    options.onOutput?.(output, child);
-  };
-  child.stdout.on("data", onData);
-  child.stderr.on("data", onData);
-  const limit = setTimeout(() => {
-    output += `\n[faults.test: the CLI outlived its ${options.limit} s limit; killing pid ${child.pid}]\n`;
-    child.kill("SIGKILL");
-  }, options.limit * 1000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.on("close", (c, s) => resolve([c, s])),
-  );
-  const endedAt = performance.now();
-  clearTimeout(limit);
   return {
     code,
     signal,

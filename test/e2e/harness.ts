@@ -42,12 +42,22 @@ export async function prepare(script: string, nodes: GuestNode[] = [{ name: "mac
   return { dir, scripts: Object.values(scripts), scriptPath };
 }
 
-/** Runs the CLI on a test script against tiny guests and collects everything a test may assert on. */
-export async function runDriver(script: string, options: RunOptions = {}): Promise<Run> {
-  const { dir, scripts, scriptPath } = await prepare(script, options.nodes, options.guest);
-  const outDir = join(dir, "out");
-  const child = spawn(process.execPath, [CLI, "--start-scripts", ...scripts, "-o", outDir, ...(options.args ?? []), scriptPath], {
-    cwd: dir,
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** stderr and stdout, interleaved as they came. */
+  output: string;
+  /** performance.now() when the CLI exited. */
+  endedAt: number;
+}
+
+/** Runs the driver CLI with `args`, collecting its output; kills it by PID if it outlives `limit` seconds. */
+export async function runCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; limit: number; onOutput?: RunOptions["onOutput"] },
+): Promise<CliRun> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
     env: { ...process.env, NO_COLOR: "1", ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -58,11 +68,28 @@ export async function runDriver(script: string, options: RunOptions = {}): Promi
   };
   child.stdout.on("data", onData);
   child.stderr.on("data", onData);
-  const limit = setTimeout(() => child.kill("SIGKILL"), (options.limit ?? 300) * 1000);
+  const limit = setTimeout(() => {
+    output += `\n[harness: the CLI outlived its ${options.limit} s limit; killing pid ${child.pid}]\n`;
+    child.kill("SIGKILL");
+  }, options.limit * 1000);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
     child.on("close", (c, s) => resolve([c, s])),
   );
+  const endedAt = performance.now();
   clearTimeout(limit);
+  return { code, signal, output, endedAt };
+}
+
+/** Runs the CLI on a test script against tiny guests and collects everything a test may assert on. */
+export async function runDriver(script: string, options: RunOptions = {}): Promise<Run> {
+  const { dir, scripts, scriptPath } = await prepare(script, options.nodes, options.guest);
+  const outDir = join(dir, "out");
+  const { code, signal, output } = await runCli(["--start-scripts", ...scripts, "-o", outDir, ...(options.args ?? []), scriptPath], {
+    cwd: dir,
+    ...(options.env ? { env: options.env } : {}),
+    limit: options.limit ?? 300,
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
   const qemuPids = [...output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
   // The backdoor protocol must never garble a command line (a stolen byte shows up as this in the serial log).
   assert.doesNotMatch(output, /_ntt_\w*: command not found/, "the guest shell received a damaged command line");
