@@ -21,6 +21,9 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# nix-bin builds as the nixbld group, which Debian creates only on systemd hosts.
+bash scripts/setup-nix.sh
+
 command -v node >/dev/null || { echo "setup: Node.js ≥ 20 is required (apt-get install nodejs npm, or nodesource)" >&2; exit 1; }
 npm ci --no-audit --no-fund
 npm run build

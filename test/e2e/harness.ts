@@ -4,6 +4,7 @@ import { mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeFakeStartScripts } from "../fake-guest/start-scripts.js";
 import { writeStartScripts, type GuestName, type GuestNode } from "../guests/start-scripts.js";
 
 /** dist/runtime/cli.js, i.e. the real CLI as users run it. */
@@ -29,14 +30,14 @@ export interface RunOptions {
   onOutput?: (text: string, child: import("node:child_process").ChildProcess) => void;
   /** Seconds before the harness kills the driver itself (a test that hangs must still end). */
   limit?: number;
-  /** Which Debian guest the start scripts boot; default the tiny one. */
-  guest?: GuestName;
+  /** Which Debian guest the start scripts boot; default the tiny one. "fake": a local bash (test/fake-guest), for the fast tier. */
+  guest?: GuestName | "fake";
 }
 
 /** A fresh directory with start scripts for `nodes` and the test script. */
-export async function prepare(script: string, nodes: GuestNode[] = [{ name: "machine", vlans: [] }], guest: GuestName = "tiny") {
+export async function prepare(script: string, nodes: GuestNode[] = [{ name: "machine", vlans: [] }], guest: GuestName | "fake" = "tiny") {
   const dir = await mkdtemp(join(tmpdir(), "ntt-e2e-"));
-  const scripts = await writeStartScripts(dir, nodes, { guest });
+  const scripts = guest === "fake" ? await writeFakeStartScripts(dir, nodes.map((n) => n.name)) : await writeStartScripts(dir, nodes, { guest });
   const scriptPath = join(dir, "test.mjs");
   await writeFile(scriptPath, script);
   return { dir, scripts: Object.values(scripts), scriptPath };
@@ -80,7 +81,7 @@ export async function runCli(
   return { code, signal, output, endedAt };
 }
 
-/** Runs the CLI on a test script against tiny guests and collects everything a test may assert on. */
+/** Runs the CLI on a test script against guests (tiny by default) and collects everything a test may assert on. */
 export async function runDriver(script: string, options: RunOptions = {}): Promise<Run> {
   const { dir, scripts, scriptPath } = await prepare(script, options.nodes, options.guest);
   const outDir = join(dir, "out");

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { buildGuest, writeStartScripts } from "../guests/start-scripts.js";
-import { survivors } from "../e2e/harness.js";
-import { runCli, testDir, type CliRun } from "./helpers.js";
+import { survivors } from "./harness.js";
+import { runCli, testDir, type CliRun } from "../generator/helpers.js";
 
 const MANIFEST = {
   name: "run-e2e",
