@@ -3,6 +3,7 @@
  * it. The compilers are imported here, lazily, so that their load time is
  * measured and `generate` never loads the type checker.
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError } from "../lib/errors.js";
@@ -60,23 +61,65 @@ function stopwatch(): () => number {
   };
 }
 
-/** Reads the manifest and generates the module's text (ts-morph is loaded here). */
-async function generateText(request: GenerateRequest, timings: Partial<Timings>): Promise<{ manifest: Manifest; text: string }> {
+/**
+ * Reads the manifest and generates the module's text. ts-morph (a second
+ * TypeScript compiler, ~0.5 s to load) is loaded only when the module in
+ * `reuseDir` is not already the one this manifest and this generator make:
+ * editing only the script, or a Nix build whose generation was a derivation
+ * of its own, skips it.
+ */
+async function generateText(
+  request: GenerateRequest,
+  timings: Partial<Timings>,
+  reuseDir?: string,
+): Promise<{ manifest: Manifest; text: string; key: string }> {
   const lap = stopwatch();
   const manifest = await readManifest(request.manifestPath);
   timings.manifest = lap();
+  const key = generationKey(request);
+  const cached = reuseDir === undefined ? undefined : readCachedModule(reuseDir, key);
+  if (cached !== undefined) {
+    timings.importGenerator = 0;
+    timings.generate = lap();
+    return { manifest, text: cached, key };
+  }
   const { generateModule } = await import("./generate.js");
   timings.importGenerator = lap();
   const text = generateModule(manifest, { manifestPath: request.manifestPath, command: request.command });
   timings.generate = lap();
-  return { manifest, text };
+  return { manifest, text, key };
+}
+
+/** Where the key of the module next to it is kept: what made it, and a hash of it (an edited module is not reused). */
+const KEY_FILE = ".test.generated.key";
+const GENERATOR_FILES = ["./generate.js", "./typing.js", "../lib/manifest.js", "../lib/names.js"];
+
+const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");
+
+/** The manifest's bytes, the header's command and the generator's own code: what the module's text depends on. */
+function generationKey(request: GenerateRequest): string {
+  const hash = createHash("sha256").update(readFileSync(request.manifestPath)).update(`\0${request.command}\0`);
+  for (const file of GENERATOR_FILES) hash.update(readFileSync(new URL(file, import.meta.url)));
+  return hash.digest("hex");
+}
+
+function readCachedModule(dir: string, key: string): string | undefined {
+  try {
+    const [storedKey, textHash] = readFileSync(join(dir, KEY_FILE), "utf8").trim().split(" ");
+    if (storedKey !== key) return undefined;
+    const text = readFileSync(join(dir, GENERATED_FILE), "utf8");
+    return sha256(text) === textHash ? text : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `nixos-test-ts generate`: test.generated.ts, the env declarations and a tsconfig.json in the out dir. */
 export async function generate(request: GenerateRequest, timings: Partial<Timings> = {}): Promise<Generated> {
-  const { manifest, text } = await generateText(request, timings);
   const outDir = resolve(request.outDir);
+  const { manifest, text, key } = await generateText(request, timings, outDir);
   const file = writeModule(outDir, text, request.nodeTypes ?? false);
+  writeFileSync(join(outDir, KEY_FILE), `${key} ${sha256(text)}\n`);
   const script = request.script === undefined ? undefined : resolve(request.script);
   writeTsconfig(outDir, tsconfigOptions(request), {
     files: [...(script === undefined ? [] : [script]), ...moduleFiles(request.nodeTypes ?? false)],
