@@ -19,7 +19,7 @@ function needCommands(problems, commands) {
 }
 
 function needGuest(problems, repo, guest) {
-  const r = spawnSync("bash", [join(repo, "test", "guests", guest, "build.sh"), "--check"], { encoding: "utf8" });
+  const r = spawnSync("bash", [join(repo, "test", "guests", "built.sh"), guest], { encoding: "utf8" });
   if (r.status !== 0) problems.push(`the ${guest} test guest is not built (or its recipe changed): ${SETUP}, or bash test/guests/${guest}/build.sh`);
 }
 
