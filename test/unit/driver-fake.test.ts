@@ -88,6 +88,15 @@ await subtest("breaks", async () => {
   assert.match(junit, /<testcase[^>]*name="breaks"[^>]*>\s*<failure/);
 });
 
+test("an exception thrown by the script fails the test with its stack; the log is complete", async () => {
+  const run = await runDriver('await machine.succeed("true");\nthrow new Error("the script gave up");\n', fake());
+  assert.equal(run.code, 1);
+  assert.match(run.output, /Error: the script gave up/);
+  assert.match(run.output, /test\.mjs:2/);
+  assertWellFormed(await run.xml());
+  assert.deepEqual(await survivors(run.qemuPids), []);
+});
+
 test("the machine dies during a command: MachineCrashedError at once, the log complete, nothing left", async () => {
   let killed = false;
   const run = await runDriver(`await machine.succeed("sleep 600");`, {
