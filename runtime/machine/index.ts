@@ -16,3 +16,5 @@ export type { KeyOptions } from "./screen.js";
  * network (network.ts), screen (screen.ts).
  */
 export class Machine extends ScreenMachine {}
+
+export { QmpClient, QmpError, type QmpEvent } from "./qmp.js";
