@@ -8,6 +8,7 @@ import { createRequire } from "node:module";
 import type { OptionalKind, StatementStructures, VariableStatementStructure } from "ts-morph";
 import { machineAlias, type Manifest, type ManifestNode } from "../lib/manifest.js";
 import { GENERATED_FILE, RUNTIME_SPECIFIER, TYPING_SPECIFIER } from "./compiler-options.js";
+import { bareServiceTypes } from "./units.js";
 
 // require, not import: Node's ES module loader would scan ts-morph for its named exports first.
 const { IndentationText, ModuleDeclarationKind, NewLineKind, Project, QuoteKind, StructureKind, VariableDeclarationKind } = createRequire(
@@ -158,7 +159,8 @@ function unitsAlias(name: string, doc: string, units: string[], extra: string[] 
     isExported: true,
     name,
     docs: [doc],
-    type: union([...extra, ...units.map(unitType)]),
+    // `nginx` too for nginx.service: systemd reads a name without a suffix as a service.
+    type: union([...extra, ...units.map(unitType), ...bareServiceTypes(units)]),
   };
 }
 
