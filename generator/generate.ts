@@ -6,7 +6,7 @@
  */
 import { createRequire } from "node:module";
 import type { OptionalKind, StatementStructures, VariableStatementStructure } from "ts-morph";
-import { machineAlias, type Manifest, type ManifestNode } from "../lib/manifest.js";
+import { machineAlias, type JsonValue, type Manifest, type ManifestNode } from "../lib/manifest.js";
 import { GENERATED_FILE, RUNTIME_SPECIFIER, TYPING_SPECIFIER } from "./compiler-options.js";
 import { bareServiceTypes } from "./units.js";
 
@@ -53,6 +53,7 @@ export function generateModule(manifest: Manifest, options: GenerateOptions): st
     ...names.flatMap((n) => nodeTypes(n, common)),
     machinesType(names),
     vlansType(manifest.vlans),
+    valuesType(manifest.values),
     globals(manifest, names),
     "// At run time: the same objects for scripts that import them instead of using the globals.",
     ...runtimeBindings(manifest, names),
@@ -110,7 +111,7 @@ function imports(): StatementStructures[] {
 }
 
 /** Type names the module declares or imports besides the per-node ones. */
-const FIXED_TYPE_NAMES = new Set(["MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "UnitsOfEveryNode"]);
+const FIXED_TYPE_NAMES = new Set(["MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "Values", "UnitsOfEveryNode"]);
 
 /**
  * `server` → `ServerUnits`, `ServerPorts`, `ServerMachine`. Two nodes that only
@@ -212,6 +213,28 @@ function vlansType(vlans: number[]): string {
   return objectAlias("VLans", doc, vlans.map((nr) => `${nr}: VLan`));
 }
 
+/**
+ * The values Nix computed for the script, typed by their literals (a typo in
+ * a name, or a string used as a number, fails the check).
+ */
+function valuesType(values: Record<string, JsonValue>): string {
+  const doc = Object.keys(values).length > 0 ? "Values computed by Nix for this test (testScript's `values`)." : "Values computed by Nix for this test: none (testScript's `values`).";
+  return `\n/** ${doc} */\nexport type Values = ${literalType(values, "")};`;
+}
+
+function literalType(value: JsonValue, indent: string): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) return value.length === 0 ? "readonly []" : `readonly [${value.map((x) => literalType(x, indent)).join(", ")}]`;
+  const keys = Object.keys(value).sort(compareNames);
+  if (keys.length === 0) return "{}";
+  return `{\n${keys.map((k) => `${inner}readonly ${propertyName(k)}: ${literalType(value[k] as JsonValue, inner)};\n`).join("")}${indent}}`;
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function objectAlias(name: string, doc: string, members: string[]): string {
   const body = members.length === 0 ? "{}" : `{\n${members.map((m) => `  readonly ${m};\n`).join("")}}`;
   return `\n/** ${doc} */\nexport type ${name} = ${body};`;
@@ -243,6 +266,7 @@ function globals(manifest: Manifest, names: NodeNames[]): StatementStructures {
       constant("machines", "Machines", "The test's machines by node name."),
       ...manifest.vlans.map((nr) => constant(`vlan${nr}`, "VLan", `Vlan ${nr}: ${nodesOn(manifest, nr)}.`)),
       constant("vlans", "VLans", "The test's vlans by number."),
+      constant("values", "Values", "Values computed by Nix for this test (testScript's `values`)."),
       constant("runtimeUnit", "(name: string) => RuntimeUnit", "Marks a unit created at run time, which the configuration does not declare."),
       constant("driver", "import(\"nixos-test-ts\").Driver"),
       ...DRIVER_GLOBALS.map((name) => constant(name, `typeof import("nixos-test-ts").${name}`)),
@@ -271,7 +295,15 @@ function runtimeBindings(manifest: Manifest, names: NodeNames[]): StatementStruc
     // A run without vlans (e.g. VMs started without them) still gets an object with the number.
     ...manifest.vlans.map((nr) => exported(`vlan${nr}`, `${vlanLookup}?.[${nr}] ?? { nr: ${nr} }`, "VLan")),
     exported("vlans", `{ ${manifest.vlans.map((nr) => `${nr}: vlan${nr}`).join(", ")} }`, "VLans"),
+    exported("values", JSON.stringify(sortKeys(manifest.values)), "Values"),
   ];
+}
+
+/** Keys sorted at every level, so the output does not depend on the manifest's order. */
+function sortKeys(value: JsonValue): JsonValue {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(sortKeys);
+  return Object.fromEntries(Object.keys(value).sort(compareNames).map((k) => [k, sortKeys(value[k] as JsonValue)]));
 }
 
 function runtimeUnitFunction(): StatementStructures {
@@ -291,7 +323,7 @@ function runtimeUnitFunction(): StatementStructures {
 
 /** Names the runtime may not inject (yet): defined here when it does not. */
 function installGlobals(manifest: Manifest): string {
-  const names = ["runtimeUnit", "vlans", ...manifest.vlans.map((nr) => `vlan${nr}`)];
+  const names = ["runtimeUnit", "vlans", "values", ...manifest.vlans.map((nr) => `vlan${nr}`)];
   return [
     "// Scripts that use the globals get the names the runtime does not provide from here (the check",
     "// makes every script import this module first).",

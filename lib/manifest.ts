@@ -22,7 +22,12 @@ export interface ManifestJson {
   strictPorts?: boolean;
   vlans: number[];
   nodes: Record<string, ManifestNodeJson>;
+  /** Values computed by Nix for the script (`testScript = { nodes, pkgs, ... }: { file; values; }`): the `values` export. */
+  values?: Record<string, JsonValue>;
 }
+
+/** A JSON value, as `builtins.toJSON` writes one. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 export interface ManifestNodeJson {
   name?: string;
@@ -44,6 +49,8 @@ export interface Manifest {
   vlans: number[];
   /** Sorted by name, in code-unit order (as Nix sorts attribute names). */
   nodes: ManifestNode[];
+  /** Values from Nix for the script; `{}` when there are none. */
+  values: Record<string, JsonValue>;
 }
 
 export interface ManifestNode {
@@ -74,6 +81,7 @@ export const SCRIPT_SYMBOLS = [
   "serialStdoutOff",
   "runTests",
   "runtimeUnit",
+  "values",
   // what test.generated.ts imports from the runtime
   "currentDriver",
   "getMachine",
@@ -92,7 +100,7 @@ const UNIT_SUFFIXES = ["service", "socket", "target", "device", "mount", "automo
 const UNIT_NAME = new RegExp(`^[^\\s/]+\\.(?:${UNIT_SUFFIXES.join("|")})$`);
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
-const TOP_LEVEL_KEYS = ["name", "globalTimeout", "strictPorts", "vlans", "nodes"] as const;
+const TOP_LEVEL_KEYS = ["name", "globalTimeout", "strictPorts", "vlans", "nodes", "values"] as const;
 const NODE_KEYS = ["name", "hostname", "vlans", "addresses", "units", "ports"] as const;
 
 /** Validates parsed JSON; `source` names the file in error messages. */
@@ -122,7 +130,17 @@ export function parseManifest(json: unknown, source: string): Manifest {
     bindings.set(node.binding, node.name);
   }
   const vlans = uniqueSorted(nodes.flatMap((n) => n.vlans));
-  return { name, globalTimeout, strictPorts, vlans, nodes };
+  const values = root.values === undefined ? {} : (jsonValue(v, "values", v.object("values", root.values)) as Record<string, JsonValue>);
+  return { name, globalTimeout, strictPorts, vlans, nodes, values };
+}
+
+/** What JSON.parse can give, checked anyway: the manifest may come from elsewhere than Nix. */
+function jsonValue(v: Validator, field: string, value: unknown): JsonValue {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number") return v.number(field, value);
+  if (Array.isArray(value)) return value.map((x, i) => jsonValue(v, `${field}[${i}]`, x));
+  const o = v.object(field, value);
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, jsonValue(v, `${field}.${k}`, x)]));
 }
 
 function parseNode(v: Validator, source: string, key: string, value: unknown, declaredVlans: Set<number>): ManifestNode {

@@ -90,6 +90,7 @@ async function resolveConfiguration(positional: string | undefined, flags: Flags
       vlans: splitEnvList(flags.vlans).map((v) => parseVlan(v)),
       globalTimeout: DEFAULT_GLOBAL_TIMEOUT,
       testScript: "",
+      warnings: [],
     };
   }
   if (flags.vlans !== undefined && flags.config !== undefined) config.vlans = splitEnvList(flags.vlans).map(parseVlan);
@@ -204,6 +205,7 @@ export async function main(argv: string[]): Promise<number> {
 
   try {
     const config = await resolveConfiguration(cmd.args[0], flags);
+    for (const warning of config.warnings) logger.warning(warning);
     const outDir = outputDirectory(flags);
     const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
     logger.addSink(new XmlLogSink(logFile));

@@ -70,6 +70,11 @@ in
   nodes,
   # The test script: a path to a .ts (or .mts) file.
   testScript,
+  # Values computed by Nix for the script: its typed, readonly `values`
+  # export (`values.serverIp`), with literal types. Anything builtins.toJSON
+  # takes; a derivation or path in it becomes its store path, and a
+  # dependency of the script, the driver and the test.
+  values ? { },
   # The directory the script's sibling modules come from; by default the
   # script's own directory, filtered by scriptSourceFilter.
   testScriptSrc ? null,
@@ -130,7 +135,7 @@ let
   ) (builtins.length entryParts);
 
   evalManifest = import ./manifest.nix {
-    inherit name globalTimeout strictPorts;
+    inherit name globalTimeout strictPorts values;
     nodes = configs;
   };
 

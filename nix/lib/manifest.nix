@@ -7,6 +7,7 @@
 #     nodes = { server = <evaluated NixOS config>; client = …; };
 #     globalTimeout = 3600;   # optional
 #     strictPorts = false;    # optional
+#     values = { };           # optional: JSON-able values for the script (its `values` export)
 #   }
 #
 # A node is an evaluated configuration (`config.nodes.<name>` in nixpkgs'
@@ -32,6 +33,7 @@
   nodes,
   globalTimeout ? null,
   strictPorts ? false,
+  values ? { },
 }:
 let
   inherit (builtins)
@@ -128,3 +130,4 @@ assert length names <= 254 || throw "manifest.nix: ${toString (length names)} no
 }
 // (if globalTimeout == null then { } else { inherit globalTimeout; })
 // (if strictPorts then { strictPorts = true; } else { })
+// (if values == { } then { } else { inherit values; })

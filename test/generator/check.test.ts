@@ -222,3 +222,34 @@ test("calls on all machines at once stay tractable with 20 nodes of 300 units", 
   assert.equal(r.errors, 1, r.printed);
   assertFinding(r.printed, 4, 26, "error", "lint/unknown-unit", /node node20 declares no unit `only-on-0\.service`\. Nearest units of node20: `only-on-19\.service`\. Node node1 has it/);
 });
+
+test("values from Nix: a typed readonly export with literal types; a typo in a name fails the check", async () => {
+  const manifest = {
+    ...TWO_NODES,
+    values: { serverIp: "192.168.1.2", hello: "/nix/store/0000000000000000000000000000000a-hello/bin/hello", port: 80, flags: ["-v"], nested: { on: true, none: null } },
+  };
+  const good = await checkScript(manifest, [
+    'const ip: "192.168.1.2" = values.serverIp;',
+    "await client.succeed(`ping -c1 ${ip}`, `${values.hello} --version`);",
+    "await server.waitForOpenPort(values.port);",
+    'const flag: "-v" = values.flags[0];',
+    "const on: true = values.nested.on;",
+    'import { values as v } from "./test.generated.js";',
+    "log(`${flag} ${String(on)} ${String(v.nested.none)}`);",
+  ]);
+  assert.equal(good.printed, "");
+  const js = readFileSync(join(good.dir.out, "test.generated.js"), "utf8");
+  const emitted = /export const values = (.*);\n/.exec(js)?.[1];
+  assert.deepEqual(JSON.parse(emitted ?? "null"), manifest.values, "the values are in the emitted JS, so their store paths are the script's references");
+
+  const bad = await checkScript(manifest, ["await client.succeed(`ping -c1 ${values.serverIP}`);", 'values.serverIp = "10.0.0.1";', "const n: string = values.port;"]);
+  assert.equal(bad.errors, 3, bad.printed);
+  assertFinding(bad.printed, 1, 41, "error", "TS2551", /Property 'serverIP' does not exist on type 'Values'. Did you mean 'serverIp'\?/);
+  assertFinding(bad.printed, 2, 8, "error", "TS2540", /Cannot assign to 'serverIp' because it is a read-only property/);
+  assertFinding(bad.printed, 3, 7, "error", "TS2322", /Type '(80|number)' is not assignable to type 'string'/);
+});
+
+test("without values, `values` is an empty object: any name is a type error", async () => {
+  const r = await checkScript(TWO_NODES, ["log(values.anything);"]);
+  assertFinding(r.printed, 1, 12, "error", "TS2339", /Property 'anything' does not exist on type '\{\}'|on type 'Values'/);
+});
