@@ -81,6 +81,7 @@ let
     pkgs = hostPkgs;
     nixos-test-ts = config.nixosTestTs.package;
   } {
+    containers = config.containers or { };
     inherit (config)
       name
       nodes

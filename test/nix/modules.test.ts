@@ -97,3 +97,28 @@ test("includeTestScriptReferences: the values' store paths go into additionalPat
   assert.deepEqual(await paths(true), { image: ["string-references"], plain: [] });
   assert.deepEqual(await paths(false), { image: [], plain: [] });
 });
+
+test("containers and containerDefaults: container machines in the manifest and in the driver configuration, vlans shared with nodes", async () => {
+  const module = `{
+    name = "mixed";
+    nodes.web.virtualisation.vlans = [ 1 ];
+    containers.db.networking.firewall.allowedTCPPorts = [ 5432 ];
+    containerDefaults.virtualisation.vlans = [ 1 2 ];
+    testScript = ${TEMPLATE_TS};
+  }`;
+  const r = (await evalJson(withTest(module, `{
+    manifest = builtins.fromJSON (builtins.unsafeDiscardStringContext test.manifest.text);
+    config = test.driver.driverConfiguration;
+  }`))) as {
+    manifest: { vlans: number[]; nodes: Record<string, { kind?: string; vlans: number[]; ports: { tcp: number[] } }> };
+    config: { vms: Record<string, { start_script: string }>; containers: Record<string, { name: string; start_script: string }>; vlans: number[] };
+  };
+  assert.equal(r.manifest.nodes.db?.kind, "container");
+  assert.deepEqual(r.manifest.nodes.db?.vlans, [1, 2], "containerDefaults applied to the container");
+  assert.deepEqual(r.manifest.nodes.web?.vlans, [1], "and not to the node");
+  assert.deepEqual(r.manifest.nodes.db?.ports.tcp, [5432]);
+  assert.deepEqual(Object.keys(r.config.vms), ["web"]);
+  assert.deepEqual(Object.keys(r.config.containers), ["db"]);
+  assert.match(r.config.containers.db?.start_script ?? "", /-nspawn-db\/bin\/run-db-nspawn$/);
+  assert.deepEqual(r.config.vlans, [1, 2]);
+});
