@@ -9,14 +9,18 @@ import type { OptionalKind, StatementStructures, VariableStatementStructure } fr
 import { machineAlias, type JsonValue, type Manifest, type ManifestNode } from "../lib/manifest.js";
 import { GENERATED_FILE, RUNTIME_SPECIFIER, TYPING_SPECIFIER } from "./compiler-options.js";
 import { bareServiceTypes } from "./units.js";
+import { SCRIPT_API_NAMES } from "../lib/script-symbols.js";
 
 // require, not import: Node's ES module loader would scan ts-morph for its named exports first.
 const { IndentationText, ModuleDeclarationKind, NewLineKind, Project, QuoteKind, StructureKind, VariableDeclarationKind } = createRequire(
   import.meta.url,
 )("ts-morph") as typeof import("ts-morph");
 
-/** Driver functions the runtime injects as globals; typed from the runtime's own exports. */
-const DRIVER_GLOBALS = ["startAll", "joinAll", "subtest", "retry", "pollingCondition", "log", "serialStdoutOn", "serialStdoutOff"] as const;
+/** Driver functions the runtime injects as globals (lib/script-symbols.ts); typed from the runtime's own exports. */
+const DRIVER_GLOBALS = SCRIPT_API_NAMES;
+
+/** Names an array already has: a machine of that name is in `machines` as a list member only. */
+const ARRAY_MEMBERS = new Set([...Object.getOwnPropertyNames(Array.prototype), "length"]);
 
 export interface GenerateOptions {
   /** How the header names the manifest (as the user gave it). */
@@ -202,10 +206,14 @@ function nodeTypes(n: NodeNames, common: string[]): StatementStructures[] {
   ];
 }
 
-// Type literals, not interfaces: they have an implicit index signature, so `Object.values(machines)` is
-// typed. Written as text because ts-morph indents a multi-line alias as a continuation.
+// As nixpkgs, `machines` is a list; its machines are also properties by name
+// (runtime/driver.ts scriptMachines). Written as text because ts-morph
+// indents a multi-line alias as a continuation.
 function machinesType(names: NodeNames[]): string {
-  return objectAlias("Machines", "The test's machines by node name.", names.map((n) => `${propertyName(n.node.name)}: ${n.machine}`));
+  const element = names.length === 0 ? "never" : names.map((n) => n.machine).join(" | ");
+  const byName = names.filter((n) => !ARRAY_MEMBERS.has(n.node.name)).map((n) => `  readonly ${propertyName(n.node.name)}: ${n.machine};\n`);
+  const record = byName.length === 0 ? "{}" : `{\n${byName.join("")}}`;
+  return `\n/** The test's machines: a list, as nixpkgs', whose machines are also there by node name. */\nexport type Machines = readonly (${element})[] & ${record};`;
 }
 
 function vlansType(vlans: number[]): string {
@@ -263,7 +271,7 @@ function globals(manifest: Manifest, names: NodeNames[]): StatementStructures {
     statements: [
       ...names.map((n) => constant(n.node.binding, n.machine, describeNode(n.node))),
       ...(alias !== undefined && only !== undefined ? [constant(alias, only.machine, `The only machine of the test: \`${only.node.binding}\`.`)] : []),
-      constant("machines", "Machines", "The test's machines by node name."),
+      constant("machines", "Machines", "The test's machines: a list, as nixpkgs', whose machines are also there by node name."),
       ...manifest.vlans.map((nr) => constant(`vlan${nr}`, "VLan", `Vlan ${nr}: ${nodesOn(manifest, nr)}.`)),
       constant("vlans", "VLans", "The test's vlans by number."),
       constant("values", "Values", "Values computed by Nix for this test (testScript's `values`)."),
@@ -291,7 +299,14 @@ function runtimeBindings(manifest: Manifest, names: NodeNames[]): StatementStruc
   return [
     ...names.map((n) => exported(n.node.binding, `getMachine(${JSON.stringify(n.node.name)}) as ${n.machine}`)),
     ...(alias !== undefined && only !== undefined ? [exported(alias, only.node.binding, only.machine)] : []),
-    exported("machines", `{ ${names.map((n) => (n.node.name === n.node.binding ? n.node.binding : `${propertyName(n.node.name)}: ${n.node.binding}`)).join(", ")} }`, "Machines"),
+    exported(
+      "machines",
+      `Object.freeze(Object.defineProperties([${names.map((n) => n.node.binding).join(", ")}], { ${names
+        .filter((n) => !ARRAY_MEMBERS.has(n.node.name))
+        .map((n) => `${propertyName(n.node.name)}: { value: ${n.node.binding} }`)
+        .join(", ")} })) as unknown as Machines`,
+      "Machines",
+    ),
     // A run without vlans (e.g. VMs started without them) still gets an object with the number.
     ...manifest.vlans.map((nr) => exported(`vlan${nr}`, `${vlanLookup}?.[${nr}] ?? { nr: ${nr} }`, "VLan")),
     exported("vlans", `{ ${manifest.vlans.map((nr) => `${nr}: vlan${nr}`).join(", ")} }`, "VLans"),

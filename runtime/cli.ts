@@ -274,7 +274,7 @@ function unitsByMachine(manifest: Manifest): Record<string, string[]> {
 
 function replBanner(driver: Driver): string {
   return [
-    "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests.",
+    "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests, testScript.",
     "Top-level await works (await machine.succeed(\"uname -a\")); TypeScript annotations are accepted.",
     ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every VM.",
   ].join("\n");

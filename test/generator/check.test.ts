@@ -253,3 +253,31 @@ test("without values, `values` is an empty object: any name is a type error", as
   const r = await checkScript(TWO_NODES, ["log(values.anything);"]);
   assertFinding(r.printed, 1, 12, "error", "TS2339", /Property 'anything' does not exist on type '\{\}'|on type 'Values'/);
 });
+
+test("nixpkgs' names: t assertions, log.info/warning/error/nested, machines as an array and by name", async () => {
+  const r = await checkScript(TWO_NODES, [
+    'const out = await server.succeed("hostname");',
+    't.assertEqual(out.trim(), "server", "hostname");',
+    't.assertIn("server", out);',
+    'log.info("info"); log.warning("warning"); log.error("error"); log("plain");',
+    'await log.nested("a block", async () => { await client.succeed("true"); });',
+    "for (const m of machines) await m.succeed(\"true\");",
+    "await Promise.all(machines.map((m) => m.succeed(\"true\")));",
+    "const s: ServerMachine = machines.server;",
+    "const n: number = machines.length;",
+    'import type { ServerMachine } from "./test.generated.js";',
+    "log(`${s.name} ${n}`);",
+  ]);
+  assert.equal(r.printed, "");
+  const bad = await checkScript(TWO_NODES, ['t.assertEquals(1, 1);', "log.warn(\"x\");"]);
+  assertFinding(bad.printed, 1, 3, "error", "TS2551", /Property 'assertEquals' does not exist.*Did you mean 'assertEqual'\?/);
+  assertFinding(bad.printed, 2, 5, "error", "TS2339", /Property 'warn' does not exist/);
+});
+
+test("a node named like a reserved word is there as name_, its machine keeps its name", async () => {
+  const manifest = { name: "reserved", vlans: [1], nodes: { default: { vlans: [1], units: [], ports: { tcp: [], udp: [] } }, log: { vlans: [1], units: [], ports: { tcp: [], udp: [] } } } };
+  const r = await checkScript(manifest, ['await default_.succeed("true");', 'log_.log("from the node named log");', 'log("the logger is still log");', 'const d: "default" = machines.default.name;', "log(d);"]);
+  assert.equal(r.printed, "");
+  const js = readFileSync(join(r.dir.out, "test.generated.js"), "utf8");
+  assert.match(js, /export const default_ = getMachine\("default"\)/);
+});
