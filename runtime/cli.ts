@@ -75,11 +75,13 @@ function reclaimTestScript(script: string | undefined, flags: Flags): string | u
   return undefined;
 }
 
-async function resolveConfiguration(positional: string | undefined, flags: Flags): Promise<DriverConfiguration> {
+async function resolveConfiguration(positional: string | undefined, flags: Flags, warn: (message: string) => void): Promise<DriverConfiguration> {
   const script = reclaimTestScript(positional, flags);
   let config: DriverConfiguration;
   if (flags.config !== undefined) {
     config = await readDriverConfiguration(flags.config);
+    // Before anything else can fail: an ignored key may be why.
+    for (const warning of config.warnings) warn(warning);
   } else {
     const scripts = splitEnvList(flags.startScripts);
     if (scripts.length === 0) {
@@ -204,8 +206,7 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   try {
-    const config = await resolveConfiguration(cmd.args[0], flags);
-    for (const warning of config.warnings) logger.warning(warning);
+    const config = await resolveConfiguration(cmd.args[0], flags, (message) => logger.warning(message));
     const outDir = outputDirectory(flags);
     const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
     logger.addSink(new XmlLogSink(logFile));
