@@ -29,13 +29,15 @@ let
     pkgs = hostPkgs;
     inherit lib;
   };
+  # lib's isFunction/functionArgs, not builtins': types.functionTo merges a
+  # function into a functor that keeps its arguments in __functionArgs.
   scriptResult =
-    if builtins.isFunction config.testScript then
-      config.testScript (builtins.intersectAttrs (builtins.functionArgs config.testScript) scriptArgs)
+    if lib.isFunction config.testScript then
+      config.testScript (builtins.intersectAttrs (lib.functionArgs config.testScript) scriptArgs)
     else
       config.testScript;
   scriptKeys = [ "file" "values" ];
-  withValues = builtins.isAttrs scriptResult && !(lib.isDerivation scriptResult);
+  withValues = builtins.isAttrs scriptResult && !(lib.isDerivation scriptResult) && !(scriptResult ? outPath);
   script =
     if !withValues then
       scriptResult

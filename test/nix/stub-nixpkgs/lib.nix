@@ -39,6 +39,14 @@ let
 
   mkType = name: check: { inherit name check; _type = "type"; };
 
+  # A type's own merge of the definitions, or null when it has none (then
+  # mergeValues merges lists, attribute sets, modules by their shape).
+  mergeWith = t: values: if t ? merge then t.merge values else null;
+
+  # As nixpkgs' lib: a functor counts as a function, and keeps its arguments.
+  isFunctionLike = f: isFunction f || (isAttrs f && f ? __functor);
+  functionArgsOf = f: if isAttrs f && f ? __functor then f.__functionArgs or (functionArgs (f.__functor f)) else functionArgs f;
+
   types = rec {
     str = mkType "string" isString;
     path = mkType "path" (v: isPath v || (isString v && hasPrefix "/" v) || isDerivation v);
@@ -51,13 +59,26 @@ let
     unspecified = raw;
     pkgs = raw;
     deferredModule = mkType "module" (v: isAttrs v || isFunction v || isPath v);
-    either = a: b: mkType "${a.name} or ${b.name}" (v: a.check v || b.check v);
-    oneOf = ts: mkType (concatStringsSep " or " (map (t: t.name) ts)) (v: any (t: t.check v) ts);
+    # Merged by the first type every definition is of (nixpkgs' either).
+    either = a: b: mkType "${a.name} or ${b.name}" (v: a.check v || b.check v) // {
+      merge = values: if all a.check values then mergeWith a values else if all b.check values then mergeWith b values else null;
+    };
+    oneOf = ts: builtins.foldl' (acc: t: either acc t) (head ts) (tail ts);
     nullOr = t: mkType "null or ${t.name}" (v: v == null || t.check v);
     listOf = t: mkType "list of ${t.name}" (v: isList v && all t.check v);
     attrsOf = t: mkType "attribute set of ${t.name}" isAttrs;
     lazyAttrsOf = attrsOf;
-    functionTo = t: mkType "function that evaluates to a(n) ${t.name}" isFunction;
+    # nixpkgs merges a function option into a functor (lib/types.nix): only
+    # lib.isFunction and lib.functionArgs still see it as the function it was.
+    functionTo =
+      t:
+      mkType "function that evaluates to a(n) ${t.name}" isFunctionLike
+      // {
+        merge = values: {
+          __functionArgs = functionArgsOf (lib.last values);
+          __functor = _: args: (lib.last values) args;
+        };
+      };
     enum = values: mkType "one of ${concatStringsSep ", " (map toString values)}" (v: elem v values);
     submodule = _: mkType "submodule" (v: isAttrs v || isFunction v);
   };
@@ -82,6 +103,8 @@ let
     name: opt: values:
     if opt ? _merge then
       opt._merge values
+    else if opt ? type && mergeWith opt.type values != null then
+      mergeWith opt.type values
     else if builtins.length values == 1 then
       head values
     else if all isList values then
@@ -176,8 +199,9 @@ let
     optionals = c: l: if c then l else [ ];
     optionalAttrs = c: a: if c then a else { };
     optionalString = c: s: if c then s else "";
-    isFunction = isFunction;
-    functionArgs = functionArgs;
+    isFunction = isFunctionLike;
+    functionArgs = functionArgsOf;
+    last = l: builtins.elemAt l (builtins.length l - 1);
     mapAttrs = mapAttrs;
     mapAttrsToList = f: a: map (n: f n a.${n}) (attrNames a);
     attrNames = attrNames;
