@@ -198,6 +198,25 @@ test("values: the manifest carries them, and a misspelt value name fails the che
   }
 });
 
+test("containers: a real build of the manifest (kind, units from its system), and the driver configuration's containers", { timeout: 120_000 }, async () => {
+  const m = await build(`packages.${SYSTEM}.mixed-manifest`);
+  assert.equal(m.code, 0, m.stderr.slice(-3000));
+  const manifest = JSON.parse(await readFile(m.out as string, "utf8"));
+  assert.deepEqual(Object.keys(manifest.nodes).sort(), ["client", "db"]);
+  assert.equal(manifest.nodes.db.kind, "container");
+  assert.deepEqual(manifest.nodes.db.units, ["multi-user.target", "postgresql.service"], "from the container's unit directory, at build time");
+  assert.deepEqual(manifest.nodes.db.addresses, { "1": "192.168.1.2" });
+  assert.deepEqual(manifest.vlans, [1]);
+
+  const e = await nix("nix", ["eval", "--json", ...NIX_OPTIONS, ...overrides, `path:${dir}#mixedDriverConfiguration`], { cwd: dir, timeout: 120 });
+  assert.equal(e.code, 0, e.stderr.slice(-3000));
+  const config = JSON.parse(e.stdout);
+  assert.deepEqual(Object.keys(config.vms), ["client"]);
+  assert.deepEqual(config.containers.db.name, "db");
+  assert.match(config.containers.db.start_script, /^\/nix\/store\/[a-z0-9]{32}-db-nspawn\/bin\/run-db-nspawn$/);
+  assert.deepEqual(config.vlans, [1]);
+});
+
 test("a test build interrupted while its VMs run leaves no QEMU or vde_switch behind", { timeout: 120_000 }, async () => {
   // A new salt: a new test derivation, so that it really runs.
   const host = JSON.parse(await readFile(join(dir, "host.json"), "utf8"));
