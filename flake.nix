@@ -72,7 +72,7 @@
         {
           package = self.packages.${system}.default;
           template = testing.runNixOSTest pkgs ./nix/template/test.nix;
-          vlans = testing.runNixOSTest pkgs ./nix/examples/vlans.nix;
+          vlans = testing.runNixOSTest pkgs ./nix/examples/vlans/test.nix;
         }
       );
     };

@@ -109,6 +109,7 @@ export function check(options: CheckOptions): CheckResult {
   }
   lap("lint");
 
+  dropExplained(findings);
   const errors = findings.filter((f) => f.severity === "error").length;
   let emitted: string | undefined;
   if (errors === 0 && options.emit !== false) {
@@ -144,6 +145,20 @@ function emit(program: TS.Program, host: TS.CompilerHost, script: string, outDir
   // Node must treat the emitted .js as ES modules, wherever the out dir is.
   writeFileSync(join(outDir, "package.json"), `${JSON.stringify({ type: "module" }, null, 2)}\n`);
   return emitted;
+}
+
+/**
+ * A unit the node lacks is reported twice: by TypeScript ("not assignable to
+ * ServerUnits | RuntimeUnit") and by the lint, which names the nearest units
+ * and the node that has it. The lint's finding stays.
+ */
+function dropExplained(findings: Finding[]): void {
+  const at = (f: Finding): string => `${f.location?.file}:${f.location?.line}:${f.location?.column}`;
+  const explained = new Set(findings.filter((f) => f.code === "lint/unknown-unit").map(at));
+  for (let i = findings.length - 1; i >= 0; i--) {
+    const f = findings[i] as Finding;
+    if (f.code === "TS2345" && explained.has(at(f))) findings.splice(i, 1);
+  }
 }
 
 /** Adds the fix to errors whose fix is ours to tell. */

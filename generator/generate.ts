@@ -6,16 +6,21 @@
  */
 import { createRequire } from "node:module";
 import type { OptionalKind, StatementStructures, VariableStatementStructure } from "ts-morph";
-import { machineAlias, type Manifest, type ManifestNode } from "../lib/manifest.js";
+import { machineAlias, type JsonValue, type Manifest, type ManifestNode } from "../lib/manifest.js";
 import { GENERATED_FILE, RUNTIME_SPECIFIER, TYPING_SPECIFIER } from "./compiler-options.js";
+import { bareServiceTypes } from "./units.js";
+import { SCRIPT_API_NAMES } from "../lib/script-symbols.js";
 
 // require, not import: Node's ES module loader would scan ts-morph for its named exports first.
 const { IndentationText, ModuleDeclarationKind, NewLineKind, Project, QuoteKind, StructureKind, VariableDeclarationKind } = createRequire(
   import.meta.url,
 )("ts-morph") as typeof import("ts-morph");
 
-/** Driver functions the runtime injects as globals; typed from the runtime's own exports. */
-const DRIVER_GLOBALS = ["startAll", "joinAll", "subtest", "retry", "pollingCondition", "log", "serialStdoutOn", "serialStdoutOff"] as const;
+/** Driver functions the runtime injects as globals (lib/script-symbols.ts); typed from the runtime's own exports. */
+const DRIVER_GLOBALS = SCRIPT_API_NAMES;
+
+/** Names an array already has: a machine of that name is in `machines` as a list member only. */
+const ARRAY_MEMBERS = new Set([...Object.getOwnPropertyNames(Array.prototype), "length"]);
 
 export interface GenerateOptions {
   /** How the header names the manifest (as the user gave it). */
@@ -52,6 +57,7 @@ export function generateModule(manifest: Manifest, options: GenerateOptions): st
     ...names.flatMap((n) => nodeTypes(n, common)),
     machinesType(names),
     vlansType(manifest.vlans),
+    valuesType(manifest.values),
     globals(manifest, names),
     "// At run time: the same objects for scripts that import them instead of using the globals.",
     ...runtimeBindings(manifest, names),
@@ -109,7 +115,7 @@ function imports(): StatementStructures[] {
 }
 
 /** Type names the module declares or imports besides the per-node ones. */
-const FIXED_TYPE_NAMES = new Set(["MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "UnitsOfEveryNode"]);
+const FIXED_TYPE_NAMES = new Set(["MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "Values", "UnitsOfEveryNode"]);
 
 /**
  * `server` → `ServerUnits`, `ServerPorts`, `ServerMachine`. Two nodes that only
@@ -158,7 +164,8 @@ function unitsAlias(name: string, doc: string, units: string[], extra: string[] 
     isExported: true,
     name,
     docs: [doc],
-    type: union([...extra, ...units.map(unitType)]),
+    // `nginx` too for nginx.service: systemd reads a name without a suffix as a service.
+    type: union([...extra, ...units.map(unitType), ...bareServiceTypes(units)]),
   };
 }
 
@@ -199,15 +206,41 @@ function nodeTypes(n: NodeNames, common: string[]): StatementStructures[] {
   ];
 }
 
-// Type literals, not interfaces: they have an implicit index signature, so `Object.values(machines)` is
-// typed. Written as text because ts-morph indents a multi-line alias as a continuation.
+// As nixpkgs, `machines` is a list; its machines are also properties by name
+// (runtime/driver.ts scriptMachines). Written as text because ts-morph
+// indents a multi-line alias as a continuation.
 function machinesType(names: NodeNames[]): string {
-  return objectAlias("Machines", "The test's machines by node name.", names.map((n) => `${propertyName(n.node.name)}: ${n.machine}`));
+  const element = names.length === 0 ? "never" : names.map((n) => n.machine).join(" | ");
+  const byName = names.filter((n) => !ARRAY_MEMBERS.has(n.node.name)).map((n) => `  readonly ${propertyName(n.node.name)}: ${n.machine};\n`);
+  const record = byName.length === 0 ? "{}" : `{\n${byName.join("")}}`;
+  return `\n/** The test's machines: a list, as nixpkgs', whose machines are also there by node name. */\nexport type Machines = readonly (${element})[] & ${record};`;
 }
 
 function vlansType(vlans: number[]): string {
   const doc = vlans.length > 0 ? "The test's vlans by number." : "The test's vlans by number: no node is on a vlan.";
   return objectAlias("VLans", doc, vlans.map((nr) => `${nr}: VLan`));
+}
+
+/**
+ * The values Nix computed for the script, typed by their literals (a typo in
+ * a name, or a string used as a number, fails the check).
+ */
+function valuesType(values: Record<string, JsonValue>): string {
+  const doc = Object.keys(values).length > 0 ? "Values computed by Nix for this test (testScript's `values`)." : "Values computed by Nix for this test: none (testScript's `values`).";
+  return `\n/** ${doc} */\nexport type Values = ${literalType(values, "")};`;
+}
+
+function literalType(value: JsonValue, indent: string): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) return value.length === 0 ? "readonly []" : `readonly [${value.map((x) => literalType(x, indent)).join(", ")}]`;
+  const keys = Object.keys(value).sort(compareNames);
+  if (keys.length === 0) return "{}";
+  return `{\n${keys.map((k) => `${inner}readonly ${propertyName(k)}: ${literalType(value[k] as JsonValue, inner)};\n`).join("")}${indent}}`;
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function objectAlias(name: string, doc: string, members: string[]): string {
@@ -238,9 +271,10 @@ function globals(manifest: Manifest, names: NodeNames[]): StatementStructures {
     statements: [
       ...names.map((n) => constant(n.node.binding, n.machine, describeNode(n.node))),
       ...(alias !== undefined && only !== undefined ? [constant(alias, only.machine, `The only machine of the test: \`${only.node.binding}\`.`)] : []),
-      constant("machines", "Machines", "The test's machines by node name."),
+      constant("machines", "Machines", "The test's machines: a list, as nixpkgs', whose machines are also there by node name."),
       ...manifest.vlans.map((nr) => constant(`vlan${nr}`, "VLan", `Vlan ${nr}: ${nodesOn(manifest, nr)}.`)),
       constant("vlans", "VLans", "The test's vlans by number."),
+      constant("values", "Values", "Values computed by Nix for this test (testScript's `values`)."),
       constant("runtimeUnit", "(name: string) => RuntimeUnit", "Marks a unit created at run time, which the configuration does not declare."),
       constant("driver", "import(\"nixos-test-ts\").Driver"),
       ...DRIVER_GLOBALS.map((name) => constant(name, `typeof import("nixos-test-ts").${name}`)),
@@ -265,11 +299,26 @@ function runtimeBindings(manifest: Manifest, names: NodeNames[]): StatementStruc
   return [
     ...names.map((n) => exported(n.node.binding, `getMachine(${JSON.stringify(n.node.name)}) as ${n.machine}`)),
     ...(alias !== undefined && only !== undefined ? [exported(alias, only.node.binding, only.machine)] : []),
-    exported("machines", `{ ${names.map((n) => (n.node.name === n.node.binding ? n.node.binding : `${propertyName(n.node.name)}: ${n.node.binding}`)).join(", ")} }`, "Machines"),
+    exported(
+      "machines",
+      `Object.freeze(Object.defineProperties([${names.map((n) => n.node.binding).join(", ")}], { ${names
+        .filter((n) => !ARRAY_MEMBERS.has(n.node.name))
+        .map((n) => `${propertyName(n.node.name)}: { value: ${n.node.binding} }`)
+        .join(", ")} })) as unknown as Machines`,
+      "Machines",
+    ),
     // A run without vlans (e.g. VMs started without them) still gets an object with the number.
     ...manifest.vlans.map((nr) => exported(`vlan${nr}`, `${vlanLookup}?.[${nr}] ?? { nr: ${nr} }`, "VLan")),
     exported("vlans", `{ ${manifest.vlans.map((nr) => `${nr}: vlan${nr}`).join(", ")} }`, "VLans"),
+    exported("values", JSON.stringify(sortKeys(manifest.values)), "Values"),
   ];
+}
+
+/** Keys sorted at every level, so the output does not depend on the manifest's order. */
+function sortKeys(value: JsonValue): JsonValue {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(sortKeys);
+  return Object.fromEntries(Object.keys(value).sort(compareNames).map((k) => [k, sortKeys(value[k] as JsonValue)]));
 }
 
 function runtimeUnitFunction(): StatementStructures {
@@ -289,7 +338,7 @@ function runtimeUnitFunction(): StatementStructures {
 
 /** Names the runtime may not inject (yet): defined here when it does not. */
 function installGlobals(manifest: Manifest): string {
-  const names = ["runtimeUnit", "vlans", ...manifest.vlans.map((nr) => `vlan${nr}`)];
+  const names = ["runtimeUnit", "vlans", "values", ...manifest.vlans.map((nr) => `vlan${nr}`)];
   return [
     "// Scripts that use the globals get the names the runtime does not provide from here (the check",
     "// makes every script import this module first).",

@@ -9,6 +9,10 @@
  *   array (`await [a, b]` waits for nothing): pass it to `Promise.all`.
  * - lint/misused-promise: an async callback where a void one is expected
  *   (`machines.forEach(async (m) => …)`): nobody waits for what it returns.
+ * - lint/unknown-unit: a unit literal passed to a unit method (`waitForUnit`,
+ *   `startJob`, …) that the node does not declare, with the nearest declared
+ *   units and the nodes that have it; or a template without an instance
+ *   (`backup@.service`), which the types accept but systemd refuses.
  * - lint/undeclared-port: a port literal that the node's firewall does not
  *   open, passed to `waitForOpenPort`, `waitForClosedPort` or `forwardPort`
  *   (`guestPort`). A warning, an error under strict ports.
@@ -16,6 +20,7 @@
 import type ts from "typescript";
 import type { Manifest } from "../lib/manifest.js";
 import { locate, type Finding } from "./diagnostics.js";
+import { unitProblem } from "./units.js";
 
 export interface LintOptions {
   manifest: Manifest;
@@ -24,6 +29,7 @@ export interface LintOptions {
 }
 
 const PORT_METHODS = new Set(["waitForOpenPort", "waitForClosedPort", "forwardPort"]);
+const UNIT_METHODS = new Set(["waitForUnit", "waitForJob", "getUnitInfo", "getUnitProperty", "requireUnitState", "startJob", "stopJob"]);
 const CALL_TEXT_MAX = 40;
 
 export function lint(tsApi: typeof ts, checker: ts.TypeChecker, files: readonly ts.SourceFile[], options: LintOptions): Finding[] {
@@ -47,7 +53,10 @@ class FileLinter {
       else if (this.ts.isAwaitExpression(node)) this.awaited(node);
       else if (this.ts.isCallExpression(node) || this.ts.isNewExpression(node)) {
         this.callbacks(node);
-        if (this.ts.isCallExpression(node)) this.ports(node);
+        if (this.ts.isCallExpression(node)) {
+          this.ports(node);
+          this.units(node);
+        }
       }
       this.ts.forEachChild(node, visit);
     };
@@ -166,6 +175,21 @@ class FileLinter {
           : "If the test opens it at run time, ignore this; with strict ports it is an error."),
       strict ? "error" : "warning",
     );
+  }
+
+  private units(call: ts.CallExpression): void {
+    const t = this.ts;
+    if (!t.isPropertyAccessExpression(call.expression)) return;
+    const method = call.expression.name.text;
+    const argument = call.arguments[0];
+    if (!UNIT_METHODS.has(method) || argument === undefined) return;
+    const nodeName = this.literalName(call.expression.expression);
+    const node = this.options.manifest.nodes.find((n) => n.name === nodeName);
+    if (node === undefined) return;
+    // Literals only: a RuntimeUnit or a computed name is the script's business.
+    if (!t.isStringLiteralLike(argument)) return;
+    const problem = unitProblem(node, this.options.manifest.nodes, argument.text, method);
+    if (problem !== undefined) this.report(argument, "lint/unknown-unit", problem);
   }
 
   /** The node name a machine expression is typed with (`MachineOf<"server", …>` has `name: "server"`). */

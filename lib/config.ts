@@ -10,7 +10,8 @@ export interface DriverConfigurationJson {
   vms: Record<string, { name: string; start_script: string }>;
   containers?: Record<string, { name: string; start_script: string }>;
   vlans: number[];
-  global_timeout: number;
+  /** Seconds, or a duration string as nixpkgs' pydantic schema takes one: `"PT1H"`, `"01:00:00"`. */
+  global_timeout: number | string;
   enable_ssh_backdoor?: boolean;
   test_script: string;
 }
@@ -22,6 +23,12 @@ export interface DriverConfiguration {
   /** Seconds. */
   globalTimeout: number;
   testScript: string;
+  /**
+   * Keys this driver does not know, each as a message: nixpkgs' driver
+   * ignores them (a newer nixpkgs may write more), so they are warned about,
+   * not refused.
+   */
+  warnings: string[];
 }
 
 export interface VmConfiguration {
@@ -37,13 +44,20 @@ const TOP_LEVEL_KEYS = ["vms", "containers", "vlans", "global_timeout", "enable_
 export function parseDriverConfiguration(json: unknown, source: string): DriverConfiguration {
   const v = new Validator(source);
   const root = v.object("(top level)", json);
-  v.noUnknownKeys("", root, TOP_LEVEL_KEYS);
+  const warnings: string[] = [];
+  const unknownKeys = (field: string, value: Record<string, unknown>, known: readonly string[]): void => {
+    for (const key of Object.keys(value).filter((k) => !known.includes(k))) {
+      const where = field === "" ? key : `${field}.${key}`;
+      warnings.push(`${source}: unknown field ${where} ignored (known fields: ${known.join(", ")}); a newer nixpkgs may write it, or it is a typo`);
+    }
+  };
+  unknownKeys("", root, TOP_LEVEL_KEYS);
 
   const vmsJson = v.object("vms", root.vms);
   const vms = Object.entries(vmsJson).map(([key, value]): VmConfiguration => {
     const field = `vms.${key}`;
     const vm = v.object(field, value);
-    v.noUnknownKeys(field, vm, ["name", "start_script"]);
+    unknownKeys(field, vm, ["name", "start_script"]);
     const name = vm.name === undefined ? key : v.string(`${field}.name`, vm.name);
     return { name, startScript: v.string(`${field}.start_script`, vm.start_script) };
   });
@@ -62,8 +76,7 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
   }
 
   const vlans = v.array("vlans", root.vlans ?? [], (f, x) => v.number(f, x, { min: 1, integer: true }));
-  const globalTimeout = root.global_timeout === undefined ? DEFAULT_GLOBAL_TIMEOUT : v.number("global_timeout", root.global_timeout);
-  if (!(globalTimeout > 0)) v.fail("global_timeout", "a number > 0", globalTimeout);
+  const globalTimeout = root.global_timeout === undefined ? DEFAULT_GLOBAL_TIMEOUT : timeoutSeconds(v, root.global_timeout);
   const testScript = v.string("test_script", root.test_script);
 
   const seen = new Map<string, string>();
@@ -75,7 +88,38 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
     }
     seen.set(name, key);
   });
-  return { vms, vlans: [...new Set(vlans)].sort((a, b) => a - b), globalTimeout, testScript };
+  return { vms, vlans: [...new Set(vlans)].sort((a, b) => a - b), globalTimeout, testScript, warnings };
+}
+
+const TIMEOUT_EXPECTED = 'a number of seconds > 0 or a duration such as "PT1H30M" (ISO 8601) or "01:30:00"';
+
+/**
+ * global_timeout as nixpkgs' driver reads it (a pydantic timedelta): seconds
+ * as a number, an ISO 8601 duration (`P1DT2H`, `PT90M`, `PT1.5S`, `P1W`;
+ * a year is 365 days and a month 30, as pydantic counts them), or
+ * `[D days, ]HH:MM[:SS[.f]]`.
+ */
+function timeoutSeconds(v: Validator, value: unknown): number {
+  let seconds: number | undefined;
+  if (typeof value === "number") seconds = value;
+  else if (typeof value === "string") seconds = parseDuration(value.trim());
+  if (seconds === undefined || !Number.isFinite(seconds) || !(seconds > 0)) v.fail("global_timeout", TIMEOUT_EXPECTED, value);
+  return seconds;
+}
+
+function parseDuration(text: string): number | undefined {
+  const n = "(\\d+(?:[.,]\\d+)?)";
+  const iso = new RegExp(`^P(?:${n}Y)?(?:${n}M)?(?:${n}W)?(?:${n}D)?(?:T(?:${n}H)?(?:${n}M)?(?:${n}S)?)?$`, "i").exec(text);
+  if (iso !== null && !/^P$|T$/i.test(text)) {
+    const [years, months, weeks, days, hours, minutes, secs] = iso.slice(1).map((x) => (x === undefined ? 0 : Number(x.replace(",", "."))));
+    return ((((years ?? 0) * 365 + (months ?? 0) * 30 + (weeks ?? 0) * 7 + (days ?? 0)) * 24 + (hours ?? 0)) * 60 + (minutes ?? 0)) * 60 + (secs ?? 0);
+  }
+  const clock = /^(?:(\d+)(?: days?|d),\s*)?(\d+):(\d{2})(?::(\d{2}(?:\.\d+)?))?$/.exec(text);
+  if (clock !== null) {
+    const [days, hours, minutes, secs] = clock.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
+    return (((days ?? 0) * 24 + (hours ?? 0)) * 60 + (minutes ?? 0)) * 60 + (secs ?? 0);
+  }
+  return undefined;
 }
 
 export async function readDriverConfiguration(path: string): Promise<DriverConfiguration> {

@@ -1,5 +1,6 @@
 import { ConfigError } from "./errors.js";
-import { sanitiseName } from "./names.js";
+import { scriptBinding } from "./names.js";
+import { GENERATED_IMPORTS, SCRIPT_SYMBOLS_LIST } from "./script-symbols.js";
 import { readJsonFile, Validator } from "./validate.js";
 
 /**
@@ -22,7 +23,12 @@ export interface ManifestJson {
   strictPorts?: boolean;
   vlans: number[];
   nodes: Record<string, ManifestNodeJson>;
+  /** Values computed by Nix for the script (`testScript = { nodes, pkgs, ... }: { file; values; }`): the `values` export. */
+  values?: Record<string, JsonValue>;
 }
+
+/** A JSON value, as `builtins.toJSON` writes one. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 export interface ManifestNodeJson {
   name?: string;
@@ -44,12 +50,14 @@ export interface Manifest {
   vlans: number[];
   /** Sorted by name, in code-unit order (as Nix sorts attribute names). */
   nodes: ManifestNode[];
+  /** Values from Nix for the script; `{}` when there are none. */
+  values: Record<string, JsonValue>;
 }
 
 export interface ManifestNode {
   /** The node's attribute name in the test (`nodes.<name>`), the machine's name in the driver. */
   name: string;
-  /** The identifier the test script uses (`sanitiseName(name)`, as nixpkgs). */
+  /** The identifier the test script uses (`scriptBinding(name)`: nixpkgs' sanitised name, `default_` for a reserved word). */
   binding: string;
   hostname: string;
   vlans: number[];
@@ -59,40 +67,14 @@ export interface ManifestNode {
   ports: { tcp: number[]; udp: number[] };
 }
 
-/** The names a test script has in scope besides the machines; a node must not take one. */
-export const SCRIPT_SYMBOLS = [
-  "driver",
-  "machines",
-  "vlans",
-  "startAll",
-  "joinAll",
-  "subtest",
-  "retry",
-  "pollingCondition",
-  "log",
-  "serialStdoutOn",
-  "serialStdoutOff",
-  "runTests",
-  "runtimeUnit",
-  // what test.generated.ts imports from the runtime
-  "currentDriver",
-  "getMachine",
-] as const;
-
-/** Identifiers a `const` cannot be called, and globals every script needs. */
-const UNUSABLE_NAMES = new Set([
-  ...("break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
-    "import in instanceof new null return super switch this throw true try typeof var void while with yield let static implements " +
-    "interface package private protected public await").split(" "),
-  ...("undefined NaN Infinity globalThis eval arguments console process Object Array Promise Symbol Error JSON Math Date " +
-    "String Number Boolean RegExp Map Set").split(" "),
-]);
+/** The names a test script has in scope besides the machines (lib/script-symbols.ts), and what the generated module imports. */
+export const SCRIPT_SYMBOLS: readonly string[] = [...SCRIPT_SYMBOLS_LIST.map((s) => s.name), ...GENERATED_IMPORTS];
 
 const UNIT_SUFFIXES = ["service", "socket", "target", "device", "mount", "automount", "swap", "path", "timer", "slice", "scope"];
 const UNIT_NAME = new RegExp(`^[^\\s/]+\\.(?:${UNIT_SUFFIXES.join("|")})$`);
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
-const TOP_LEVEL_KEYS = ["name", "globalTimeout", "strictPorts", "vlans", "nodes"] as const;
+const TOP_LEVEL_KEYS = ["name", "globalTimeout", "strictPorts", "vlans", "nodes", "values"] as const;
 const NODE_KEYS = ["name", "hostname", "vlans", "addresses", "units", "ports"] as const;
 
 /** Validates parsed JSON; `source` names the file in error messages. */
@@ -122,7 +104,17 @@ export function parseManifest(json: unknown, source: string): Manifest {
     bindings.set(node.binding, node.name);
   }
   const vlans = uniqueSorted(nodes.flatMap((n) => n.vlans));
-  return { name, globalTimeout, strictPorts, vlans, nodes };
+  const values = root.values === undefined ? {} : (jsonValue(v, "values", v.object("values", root.values)) as Record<string, JsonValue>);
+  return { name, globalTimeout, strictPorts, vlans, nodes, values };
+}
+
+/** What JSON.parse can give, checked anyway: the manifest may come from elsewhere than Nix. */
+function jsonValue(v: Validator, field: string, value: unknown): JsonValue {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number") return v.number(field, value);
+  if (Array.isArray(value)) return value.map((x, i) => jsonValue(v, `${field}[${i}]`, x));
+  const o = v.object(field, value);
+  return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, jsonValue(v, `${field}.${k}`, x)]));
 }
 
 function parseNode(v: Validator, source: string, key: string, value: unknown, declaredVlans: Set<number>): ManifestNode {
@@ -131,14 +123,8 @@ function parseNode(v: Validator, source: string, key: string, value: unknown, de
   v.noUnknownKeys(field, node, NODE_KEYS);
   const name = node.name === undefined ? key : v.string(`${field}.name`, node.name);
   if (name !== key) v.fail(`${field}.name`, `the node's attribute name ${JSON.stringify(key)}`, name);
-  const binding = sanitiseName(name);
-  if (UNUSABLE_NAMES.has(binding) || (SCRIPT_SYMBOLS as readonly string[]).includes(binding) || /^vlan\d+$/.test(binding)) {
-    throw new ConfigError(
-      `${source}: ${field}: a machine named ${JSON.stringify(name)} would be the identifier ${binding}, which a test script cannot use ` +
-        "(a reserved word, a global or one of the test's own names); rename the node",
-      field,
-    );
-  }
+  // A reserved word or one of the script's own names gets a safe identifier (`default_`), as lib/names.ts says.
+  const binding = scriptBinding(name);
   const hostname = node.hostname === undefined ? name : v.string(`${field}.hostname`, node.hostname);
 
   const vlans = v.array(`${field}.vlans`, node.vlans, (f, x) => {

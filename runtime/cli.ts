@@ -75,11 +75,13 @@ function reclaimTestScript(script: string | undefined, flags: Flags): string | u
   return undefined;
 }
 
-async function resolveConfiguration(positional: string | undefined, flags: Flags): Promise<DriverConfiguration> {
+async function resolveConfiguration(positional: string | undefined, flags: Flags, warn: (message: string) => void): Promise<DriverConfiguration> {
   const script = reclaimTestScript(positional, flags);
   let config: DriverConfiguration;
   if (flags.config !== undefined) {
     config = await readDriverConfiguration(flags.config);
+    // Before anything else can fail: an ignored key may be why.
+    for (const warning of config.warnings) warn(warning);
   } else {
     const scripts = splitEnvList(flags.startScripts);
     if (scripts.length === 0) {
@@ -90,6 +92,7 @@ async function resolveConfiguration(positional: string | undefined, flags: Flags
       vlans: splitEnvList(flags.vlans).map((v) => parseVlan(v)),
       globalTimeout: DEFAULT_GLOBAL_TIMEOUT,
       testScript: "",
+      warnings: [],
     };
   }
   if (flags.vlans !== undefined && flags.config !== undefined) config.vlans = splitEnvList(flags.vlans).map(parseVlan);
@@ -203,7 +206,7 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   try {
-    const config = await resolveConfiguration(cmd.args[0], flags);
+    const config = await resolveConfiguration(cmd.args[0], flags, (message) => logger.warning(message));
     const outDir = outputDirectory(flags);
     const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
     logger.addSink(new XmlLogSink(logFile));
@@ -272,7 +275,7 @@ function unitsByMachine(manifest: Manifest): Record<string, string[]> {
 
 function replBanner(driver: Driver): string {
   return [
-    "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests.",
+    "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests, testScript.",
     "Top-level await works (await machine.succeed(\"uname -a\")); TypeScript annotations are accepted.",
     ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every VM.",
   ].join("\n");

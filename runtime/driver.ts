@@ -3,7 +3,10 @@ import { setMaxListeners } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { VmConfiguration } from "../lib/config.js";
-import { sanitiseName } from "../lib/names.js";
+import { scriptBinding } from "../lib/names.js";
+import type { ScriptApiName } from "../lib/script-symbols.js";
+import { t } from "./assertions.js";
+import { scriptLog } from "./test-api.js";
 import { abortable } from "./abort.js";
 import { attachLocation, captureCallSite } from "./callsite.js";
 import { MachineError, TestAbortedError, TimeoutError } from "./errors.js";
@@ -232,22 +235,26 @@ export class Driver {
     return new PollingCondition(condition, this.conditions, options);
   }
 
-  /** The names a test script sees, as nixpkgs binds them (sanitised machine names, `machine` for a single VM). */
+  /**
+   * The names a test script sees, as nixpkgs binds them (each machine under
+   * its script identifier, `machine` for a single VM), the others from
+   * lib/script-symbols.ts: `api` must bind every function listed there.
+   */
   testSymbols(): Record<string, unknown> {
-    const symbols: Record<string, unknown> = {
-      driver: this,
-      machines: this.machines,
+    const api: { [K in ScriptApiName]: unknown } = {
       startAll: () => this.startAll(),
       joinAll: () => this.joinAll(),
       subtest: <T>(name: string, fn: () => Promise<T>) => this.subtest(name, fn),
       retry: (fn: (lastTry: boolean) => boolean | Promise<boolean>, options?: RetryOptions) => this.retry(fn, options),
       pollingCondition: (condition: () => unknown, options?: PollingConditionOptions) => this.pollingCondition(condition, options),
-      log: (message: string) => this.logger.log(message),
+      log: scriptLog(() => this.logger),
+      t,
       serialStdoutOn: () => void (this.logger.printSerial = true),
       serialStdoutOff: () => void (this.logger.printSerial = false),
     };
     const list = Object.values(this.machines);
-    for (const m of list) symbols[sanitiseName(m.name)] = m;
+    const symbols: Record<string, unknown> = { driver: this, machines: scriptMachines(this.machines), ...api };
+    for (const m of list) symbols[scriptBinding(m.name)] = m;
     symbols.vlans = this.vlans;
     for (const v of Object.values(this.vlans)) symbols[`vlan${v.nr}`] = v;
     if (list.length === 1 && !("machine" in this.machines)) symbols.machine = list[0];
@@ -280,4 +287,19 @@ export class Driver {
   private async checkPollingConditions(): Promise<void> {
     for (const c of [...this.conditions]) await c.maybeCheck();
   }
+}
+
+/**
+ * nixpkgs' `machines` is a list; here it is an array too (`for (const m of
+ * machines)`, `machines.map(…)`, `Object.values(machines)`), whose machines
+ * are also properties by name (`machines.server`), not enumerable, so that
+ * the array holds each machine once. A name an array already has
+ * (`length`, `map`, …) is only in the list.
+ */
+export function scriptMachines<M extends { name: string }>(byName: Readonly<Record<string, M>>): readonly M[] & Readonly<Record<string, M>> {
+  const list = Object.values(byName);
+  for (const m of list) {
+    if (!(m.name in list)) Object.defineProperty(list, m.name, { value: m, enumerable: false });
+  }
+  return Object.freeze(list) as unknown as readonly M[] & Readonly<Record<string, M>>;
 }

@@ -41,6 +41,9 @@ export {
   serialStdoutOn,
   startAll,
   subtest,
+  t,
+  type ScriptLog,
 } from "./test-api.js";
+export type { Assertions } from "./assertions.js";
 export { currentDriver } from "./current.js";
 export { Logger, type LogLevel } from "./log/logger.js";

@@ -58,7 +58,8 @@ export async function startRepl(driver: Driver, options: ReplOptions): Promise<v
     ignoreUndefined: true,
     terminal: (output as { isTTY?: boolean }).isTTY === true,
   });
-  Object.assign(server.context, driver.testSymbols(), { runTests: options.runTests });
+  // runTests() and testScript() (nixpkgs: run_tests, test_script) both play the script.
+  Object.assign(server.context, driver.testSymbols(), { runTests: options.runTests, testScript: options.runTests });
 
   const mutable = server as unknown as { eval: repl.REPLEval };
   const evaluate = server.eval.bind(server);

@@ -1,4 +1,7 @@
+import type { ScriptApiName } from "../lib/script-symbols.js";
+import { t } from "./assertions.js";
 import { currentDriver } from "./current.js";
+import type { Logger } from "./log/logger.js";
 import type { Machine } from "./machine/index.js";
 import type { PollingCondition, PollingConditionOptions } from "./polling-condition.js";
 import type { RetryOptions } from "./polling.js";
@@ -28,9 +31,33 @@ export function pollingCondition(condition: () => unknown, options?: PollingCond
   return currentDriver().pollingCondition(condition, options);
 }
 
-export function log(message: string): void {
-  currentDriver().logger.log(message);
+/**
+ * nixpkgs' `log`: a call logs a line (`log("x")`, as before), and the
+ * logger's methods are there with upstream's names: `log.info`,
+ * `log.warning`, `log.error`, and `log.nested(message, async () => …)` for
+ * `with log.nested(message):` (a timed block in the log).
+ */
+export interface ScriptLog {
+  (message: string): void;
+  info(message: string): void;
+  warning(message: string): void;
+  error(message: string): void;
+  nested<T>(message: string, fn: () => Promise<T>): Promise<T>;
 }
+
+/** A `log` for the logger `logger()` returns at each call (the driver's own, or the current driver's). */
+export function scriptLog(logger: () => Logger): ScriptLog {
+  return Object.assign((message: string) => logger().log(message), {
+    info: (message: string) => logger().log(message),
+    warning: (message: string) => logger().warning(message),
+    error: (message: string) => logger().error(message),
+    nested: <T>(message: string, fn: () => Promise<T>) => logger().nested(message, {}, fn),
+  });
+}
+
+export const log: ScriptLog = scriptLog(() => currentDriver().logger);
+
+export { t };
 
 export function serialStdoutOn(): void {
   currentDriver().logger.printSerial = true;
@@ -52,3 +79,9 @@ export function getMachine(name: string): Machine {
   if (m === undefined) throw new RangeError(`no machine named ${JSON.stringify(name)}; this test has: ${Object.keys(machines).join(", ")}`);
   return m;
 }
+
+/**
+ * Every function lib/script-symbols.ts lists for scripts, by name: a name
+ * listed there without an export here does not compile.
+ */
+export const SCRIPT_API = { startAll, joinAll, subtest, retry, pollingCondition, log, t, serialStdoutOn, serialStdoutOff } satisfies Record<ScriptApiName, unknown>;

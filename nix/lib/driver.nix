@@ -70,11 +70,23 @@ in
   nodes,
   # The test script: a path to a .ts (or .mts) file.
   testScript,
+  # Values computed by Nix for the script: its typed, readonly `values`
+  # export (`values.serverIp`), with literal types. Anything builtins.toJSON
+  # takes; a derivation or path in it becomes its store path, and a
+  # dependency of the script, the driver and the test.
+  values ? { },
   # The directory the script's sibling modules come from; by default the
   # script's own directory, filtered by scriptSourceFilter.
   testScriptSrc ? null,
+  # name -> evaluated configuration of a systemd-nspawn container (nixpkgs'
+  # `containers.<name>`): machines of the test like nodes, started by
+  # run-<name>-nspawn.
+  containers ? { },
   # name -> command starting the VM; by default the node's system.build.vm.
   startScripts ? null,
+  # name -> command starting the container; by default the container's
+  # system.build.nspawn (its meta.mainProgram, run-<name>-nspawn).
+  containerStartScripts ? null,
   # name -> unit directories whose unit files complete the node's units; by
   # default <system.build.toplevel>/etc/systemd/system when the node has one.
   unitDirs ? null,
@@ -95,6 +107,9 @@ in
 }:
 let
   configs = mapAttrs (_: configOf) nodes;
+  containerConfigs = mapAttrs (_: configOf) containers;
+  # Unit directories and the like are read the same way for both kinds.
+  allConfigs = configs // containerConfigs;
 
   scriptPath = toString testScript;
   src =
@@ -130,13 +145,14 @@ let
   ) (builtins.length entryParts);
 
   evalManifest = import ./manifest.nix {
-    inherit name globalTimeout strictPorts;
+    inherit name globalTimeout strictPorts values;
     nodes = configs;
+    containers = containerConfigs;
   };
 
   defaultUnitDirs = builtins.removeAttrs (mapAttrs (
     _: c: if c ? system.build.toplevel then [ "${c.system.build.toplevel}/etc/systemd/system" ] else [ ]
-  ) configs) (filter (n: !(configs.${n} ? system.build.toplevel)) (attrNames configs));
+  ) allConfigs) (filter (n: !(allConfigs.${n} ? system.build.toplevel)) (attrNames allConfigs));
   allUnitDirs = if unitDirs != null then unitDirs else defaultUnitDirs;
 
   # Eval-time facts, completed at build time with the units packages install.
@@ -202,13 +218,27 @@ let
     else
       mapAttrs (n: c: "${c.system.build.vm}/bin/run-${c.system.name or n}-vm") configs;
 
+  containerStartCommands =
+    if containerStartScripts != null then
+      containerStartScripts
+    else
+      mapAttrs (
+        n: c:
+        let
+          nspawn = c.system.build.nspawn;
+        in
+        "${nspawn}/bin/${nspawn.meta.mainProgram or "run-${n}-nspawn"}"
+      ) containerConfigs;
+
+  machineEntry = n: s: {
+    name = n;
+    start_script = if isPath s then "${s}" else toString s;
+  };
+
   # nixpkgs' driver configuration (nixos/lib/testing/driver-configuration.nix).
   driverConfiguration = {
-    vms = mapAttrs (n: s: {
-      name = n;
-      start_script = if isPath s then "${s}" else toString s;
-    }) startCommands;
-    containers = { };
+    vms = mapAttrs machineEntry startCommands;
+    containers = mapAttrs machineEntry containerStartCommands;
     inherit (evalManifest) vlans;
     global_timeout = globalTimeout;
     enable_ssh_backdoor = false;

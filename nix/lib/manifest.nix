@@ -7,7 +7,14 @@
 #     nodes = { server = <evaluated NixOS config>; client = …; };
 #     globalTimeout = 3600;   # optional
 #     strictPorts = false;    # optional
+#     values = { };           # optional: JSON-able values for the script (its `values` export)
+#     containers = { };       # optional: name -> evaluated configuration of a systemd-nspawn container
 #   }
+#
+# Containers (nixpkgs' `containers.<name>`) are machines like nodes, in the
+# same `nodes` record of the manifest with `kind = "container"`; names are
+# unique across both, and numbers (hence addresses) follow the sorted names
+# of both, as nixpkgs' network.nix numbers `allMachines`.
 #
 # A node is an evaluated configuration (`config.nodes.<name>` in nixpkgs'
 # test framework) or anything with it under `.config` (a `nixosSystem`
@@ -32,6 +39,8 @@
   nodes,
   globalTimeout ? null,
   strictPorts ? false,
+  values ? { },
+  containers ? { },
 }:
 let
   inherit (builtins)
@@ -85,7 +94,9 @@ let
     in
     sort builtins.lessThan (unique (portsOf proto fw ++ concatMap (portsOf proto) perInterface));
 
-  names = sort builtins.lessThan (attrNames nodes);
+  overlapping = filter (n: containers ? ${n}) (attrNames nodes);
+  allMachines = nodes // containers;
+  names = sort builtins.lessThan (attrNames allMachines);
   positions = listToAttrs (genList (i: {
     name = builtins.elemAt names i;
     value = i + 1;
@@ -117,10 +128,11 @@ let
       };
     };
 
-  manifestNodes = mapAttrs nodeInfo nodes;
+  manifestNodes = mapAttrs nodeInfo nodes // mapAttrs (n: c: nodeInfo n c // { kind = "container"; }) containers;
 in
+assert overlapping == [ ] || throw "manifest.nix: these names are both in `nodes` and in `containers`: ${builtins.concatStringsSep ", " overlapping}; machine names must be unique";
 assert builtins.isString name && name != "" || throw "manifest.nix: `name` must be a non-empty string";
-assert length names <= 254 || throw "manifest.nix: ${toString (length names)} nodes, but at most 254 fit on a vlan (192.168.<vlan>.1-254)";
+assert length names <= 254 || throw "manifest.nix: ${toString (length names)} machines, but at most 254 fit on a vlan (192.168.<vlan>.1-254)";
 {
   inherit name;
   vlans = sortedUnique (concatLists (map (n: n.vlans) (attrValues manifestNodes)));
@@ -128,3 +140,4 @@ assert length names <= 254 || throw "manifest.nix: ${toString (length names)} no
 }
 // (if globalTimeout == null then { } else { inherit globalTimeout; })
 // (if strictPorts then { strictPorts = true; } else { })
+// (if values == { } then { } else { inherit values; })

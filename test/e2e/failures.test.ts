@@ -24,6 +24,19 @@ test("a malformed --config is rejected naming the field, before any VM starts", 
   assert.doesNotMatch(r.stderr, /QEMU running/);
 });
 
+test("--config: an unknown key is a warning (as nixpkgs' driver ignores it), an ISO-8601 global_timeout is read", async () => {
+  const { dir, scriptPath } = await prepare("await machine.succeed('true');");
+  const config = join(dir, "config.json");
+  // A start script that does not exist: the run stops at its check, after the configuration was read.
+  const json = { vms: { machine: { name: "machine", start_script: join(dir, "run-ghost-vm") } }, vlans: [], global_timeout: "PT1M", test_script: scriptPath, display_viewers: {} };
+  await writeFile(config, JSON.stringify(json));
+  const r = spawnSync(process.execPath, [CLI, "--config", config, "-o", dir], { encoding: "utf8" });
+  assert.match(r.stderr, /unknown field display_viewers ignored \(known fields: vms, containers, vlans, global_timeout, enable_ssh_backdoor, test_script\)/);
+  assert.doesNotMatch(r.stderr, /global_timeout must be/);
+  assert.match(r.stderr, /start script of machine machine not found/);
+  assert.equal(r.status, 2);
+});
+
 test("a missing start script is rejected naming it", async () => {
   const { dir, scriptPath } = await prepare("await machine.succeed('true');");
   const r = spawnSync(process.execPath, [CLI, "--start-scripts", join(dir, "run-ghost-vm"), "-o", dir, scriptPath], { encoding: "utf8" });

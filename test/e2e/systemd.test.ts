@@ -60,6 +60,15 @@ await subtest("unit info, properties, state, jobs", async () => {
   assert.equal(status.output.trim(), "active");
 });
 
+await subtest("unit names as nixpkgs tests write them; nixpkgs' t, log and machines", async () => {
+  // No suffix: systemd reads a service (the generator's check accepts "www" for a declared www.service).
+  await server.waitForUnit("www");
+  t.assertEqual(await server.getUnitProperty("www", "Id"), "www.service");
+  t.assertEqual(machines.map((m) => m.name), ["client", "server"]);
+  t.assertIs(machines.server, server);
+  await log.nested("bare unit names", async () => log.info("www is www.service"));
+});
+
 await subtest("a user's systemd", async () => {
   await server.waitForUnit("default.target", { user: "alice" });
   const r = await server.systemctl("list-units --type=target --no-pager", { user: "alice" });

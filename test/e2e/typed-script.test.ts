@@ -12,6 +12,7 @@ const MANIFEST = {
     client: { vlans: [1], addresses: { "1": "192.168.1.1" }, units: [], ports: { tcp: [], udp: [] } },
     server: { vlans: [1], addresses: { "1": "192.168.1.2" }, units: [], ports: { tcp: [22], udp: [] } },
   },
+  values: { greeting: "hello from the manifest", port: 22 },
 };
 
 before(async () => {
@@ -40,9 +41,18 @@ test("a checked two-node script runs commands on both machines, with globals and
     'if (runtimeUnit("x.service") !== "x.service" || hatch !== runtimeUnit) throw new Error("runtimeUnit");',
     'if (vlan1.nr !== 1) throw new Error("vlan1");',
     'log(`both machines answered: ${c.trim()} ${s.trim()}`);',
+    "// nixpkgs' names at run time: machines as a list and by name (globals and imports alike), t, log.*, values.",
+    'const globalMachines = (globalThis as unknown as { machines: typeof machines }).machines;',
+    't.assertEqual([...globalMachines].map((m) => m.name), ["client", "server"]);',
+    't.assertEqual(Object.values(machines).length, 2);',
+    't.assertIs(globalMachines.server, server);',
+    'await log.nested("a nested block", async () => { log.info(`values: ${values.greeting} on ${values.port}`); });',
+    'log.warning("a warning from the script");',
   ]);
   assert.equal(r.code, 0, r.output.slice(-4000));
   assert.match(r.output, /both machines answered: client server/);
+  assert.match(r.output, /values: hello from the manifest on 22/);
+  assert.match(r.output, /a nested block/);
   assert.equal(r.qemuPids.length, 2, r.output.slice(-4000));
   assert.deepEqual(await survivors(r.qemuPids), []);
 });

@@ -32,11 +32,30 @@ test("a misspelled method names the right one", async () => {
   assertFinding(r.printed, 2, 17, "error", "TS2551", /Property 'succed' does not exist .*Did you mean 'succeed'\?/);
 });
 
-test("a unit the node lacks is an error; the message lists what it accepts", async () => {
+test("a unit the node lacks is an error at its line naming the nearest units and the node that has it", async () => {
   const r = await checkScript(TWO_NODES, ['await server.waitForUnit("nginx.service");', 'await client.waitForUnit("nginx.service");', 'await server.waitForUnit("ngnix.service");']);
   assert.equal(r.errors, 2, r.printed);
-  assertFinding(r.printed, 2, 26, "error", "TS2345", /'"nginx.service"' is not assignable to parameter of type 'UnitsOfEveryNode \| RuntimeUnit'/);
-  assertFinding(r.printed, 3, 26, "error", "TS2345", /'"ngnix.service"'/);
+  assertFinding(r.printed, 2, 26, "error", "lint/unknown-unit", /node client declares no unit `nginx\.service`\..*Node server has it: `server\.waitForUnit\(…\)`\?/);
+  assertFinding(r.printed, 3, 26, "error", "lint/unknown-unit", /node server declares no unit `ngnix\.service`\. Nearest units of server: `nginx\.service`/);
+  assert.doesNotMatch(r.printed, /TS2345/, "the type error at the same place is replaced by the explanation");
+});
+
+test("a unit as nixpkgs tests write it: `nginx` is nginx.service, on the node that has it only", async () => {
+  const r = await checkScript(TWO_NODES, ['await server.waitForUnit("nginx");', 'await server.startJob("sshd");', 'await client.waitForUnit("nginx");', 'await client.waitForUnit("getty@tty1");']);
+  assert.equal(r.errors, 1, r.printed);
+  assertFinding(r.printed, 3, 26, "error", "lint/unknown-unit", /node client declares no unit `nginx\.service` \(what systemd reads `nginx` as\)\..*Node server has it/);
+});
+
+test("a template without an instance is an error (systemd refuses it), with or without its suffix", async () => {
+  const r = await checkScript(TWO_NODES, ['await server.waitForUnit("getty@.service");', 'await client.stopJob("getty@");', 'await client.waitForUnit("getty@ttyS0.service");']);
+  assert.equal(r.errors, 2, r.printed);
+  assertFinding(r.printed, 1, 26, "error", "lint/unknown-unit", /`getty@\.service` is a template unit without an instance.*`getty@<instance>\.service`/);
+  assertFinding(r.printed, 2, 22, "error", "lint/unknown-unit", /`getty@` is a template unit without an instance/);
+});
+
+test("with the lint off, the type check still refuses an undeclared unit", async () => {
+  const r = await checkScript(TWO_NODES, ['await client.waitForUnit("nginx.service");'], { skipLint: true });
+  assertFinding(r.printed, 1, 26, "error", "TS2345", /'"nginx.service"' is not assignable to parameter of type 'ClientUnits \| RuntimeUnit'|UnitsOfEveryNode/);
 });
 
 test("every unit method is checked, not only waitForUnit", async () => {
@@ -49,7 +68,7 @@ test("every unit method is checked, not only waitForUnit", async () => {
     'await client.waitForJob("nginx.service");',
   ]);
   assert.equal(r.errors, 6, r.printed);
-  for (let line = 1; line <= 6; line++) assert.match(r.printed, new RegExp(`test\\.ts:${line}:\\d+ error TS2345`));
+  for (let line = 1; line <= 6; line++) assert.match(r.printed, new RegExp(`test\\.ts:${line}:\\d+ error lint/unknown-unit`));
 });
 
 test("template units accept any instance; units created at run time pass through runtimeUnit", async () => {
@@ -154,7 +173,7 @@ test("skipLint lets a floating promise through; skipTypeCheck lets a type error 
   assert.equal(lintSkipped.printed, "");
   assert.ok(lintSkipped.emitted !== undefined);
 
-  const typeError = ['await server.waitForUnit("ngnix.service");'];
+  const typeError = ['await server.succeed(42);'];
   assert.equal((await checkScript(TWO_NODES, typeError)).errors, 1);
   const typesSkipped = await checkScript(TWO_NODES, typeError, { skipTypeCheck: true });
   assert.equal(typesSkipped.printed, "");
@@ -201,5 +220,64 @@ test("calls on all machines at once stay tractable with 20 nodes of 300 units", 
   ]);
   // A union of machines accepts a unit any of them has (exact per-node checks are for single machines).
   assert.equal(r.errors, 1, r.printed);
-  assertFinding(r.printed, 4, 26, "error", "TS2345", /'"only-on-0.service"' is not assignable to parameter of type 'Node20Units \| RuntimeUnit'/);
+  assertFinding(r.printed, 4, 26, "error", "lint/unknown-unit", /node node20 declares no unit `only-on-0\.service`\. Nearest units of node20: `only-on-19\.service`\. Node node1 has it/);
+});
+
+test("values from Nix: a typed readonly export with literal types; a typo in a name fails the check", async () => {
+  const manifest = {
+    ...TWO_NODES,
+    values: { serverIp: "192.168.1.2", hello: "/nix/store/0000000000000000000000000000000a-hello/bin/hello", port: 80, flags: ["-v"], nested: { on: true, none: null } },
+  };
+  const good = await checkScript(manifest, [
+    'const ip: "192.168.1.2" = values.serverIp;',
+    "await client.succeed(`ping -c1 ${ip}`, `${values.hello} --version`);",
+    "await server.waitForOpenPort(values.port);",
+    'const flag: "-v" = values.flags[0];',
+    "const on: true = values.nested.on;",
+    'import { values as v } from "./test.generated.js";',
+    "log(`${flag} ${String(on)} ${String(v.nested.none)}`);",
+  ]);
+  assert.equal(good.printed, "");
+  const js = readFileSync(join(good.dir.out, "test.generated.js"), "utf8");
+  const emitted = /export const values = (.*);\n/.exec(js)?.[1];
+  assert.deepEqual(JSON.parse(emitted ?? "null"), manifest.values, "the values are in the emitted JS, so their store paths are the script's references");
+
+  const bad = await checkScript(manifest, ["await client.succeed(`ping -c1 ${values.serverIP}`);", 'values.serverIp = "10.0.0.1";', "const n: string = values.port;"]);
+  assert.equal(bad.errors, 3, bad.printed);
+  assertFinding(bad.printed, 1, 41, "error", "TS2551", /Property 'serverIP' does not exist on type 'Values'. Did you mean 'serverIp'\?/);
+  assertFinding(bad.printed, 2, 8, "error", "TS2540", /Cannot assign to 'serverIp' because it is a read-only property/);
+  assertFinding(bad.printed, 3, 7, "error", "TS2322", /Type '(80|number)' is not assignable to type 'string'/);
+});
+
+test("without values, `values` is an empty object: any name is a type error", async () => {
+  const r = await checkScript(TWO_NODES, ["log(values.anything);"]);
+  assertFinding(r.printed, 1, 12, "error", "TS2339", /Property 'anything' does not exist on type '\{\}'|on type 'Values'/);
+});
+
+test("nixpkgs' names: t assertions, log.info/warning/error/nested, machines as an array and by name", async () => {
+  const r = await checkScript(TWO_NODES, [
+    'const out = await server.succeed("hostname");',
+    't.assertEqual(out.trim(), "server", "hostname");',
+    't.assertIn("server", out);',
+    'log.info("info"); log.warning("warning"); log.error("error"); log("plain");',
+    'await log.nested("a block", async () => { await client.succeed("true"); });',
+    "for (const m of machines) await m.succeed(\"true\");",
+    "await Promise.all(machines.map((m) => m.succeed(\"true\")));",
+    "const s: ServerMachine = machines.server;",
+    "const n: number = machines.length;",
+    'import type { ServerMachine } from "./test.generated.js";',
+    "log(`${s.name} ${n}`);",
+  ]);
+  assert.equal(r.printed, "");
+  const bad = await checkScript(TWO_NODES, ['t.assertEquals(1, 1);', "log.warn(\"x\");"]);
+  assertFinding(bad.printed, 1, 3, "error", "TS2551", /Property 'assertEquals' does not exist.*Did you mean 'assertEqual'\?/);
+  assertFinding(bad.printed, 2, 5, "error", "TS2339", /Property 'warn' does not exist/);
+});
+
+test("a node named like a reserved word is there as name_, its machine keeps its name", async () => {
+  const manifest = { name: "reserved", vlans: [1], nodes: { default: { vlans: [1], units: [], ports: { tcp: [], udp: [] } }, log: { vlans: [1], units: [], ports: { tcp: [], udp: [] } } } };
+  const r = await checkScript(manifest, ['await default_.succeed("true");', 'log_.log("from the node named log");', 'log("the logger is still log");', 'const d: "default" = machines.default.name;', "log(d);"]);
+  assert.equal(r.printed, "");
+  const js = readFileSync(join(r.dir.out, "test.generated.js"), "utf8");
+  assert.match(js, /export const default_ = getMachine\("default"\)/);
 });

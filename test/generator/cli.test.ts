@@ -16,7 +16,7 @@ test("check: every error at once, at the user's file:line:col with a code frame,
   assert.match(r.stderr, /^test\.ts:2:7 error TS2552 Cannot find name 'machine3'/m);
   assert.match(r.stderr, /^  2 \| await machine3\.succeed\('x'\);\n    \|       \^{8}$/m);
   assert.match(r.stderr, /^test\.ts:4:3 error lint\/floating-promise /m);
-  assert.match(r.stderr, /^test\.ts:5:26 error TS2345 /m);
+  assert.match(r.stderr, /^test\.ts:5:26 error lint\/unknown-unit node client declares no unit `nginx\.service`\. Node server has it/m);
   assert.match(r.stderr, /nixos-test-ts: test\.ts: 3 errors, 0 warnings$/m);
   assert.equal(existsSync(join(t.out, "test.js")), false, "no JS for a failed check");
 });

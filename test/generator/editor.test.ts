@@ -37,9 +37,9 @@ test("typings: the editor completes machine names, a node's units and its declar
   const names = (n: number, column: number, filter: RegExp = /./): string[] =>
     (service.getCompletionsAtPosition(t.script, line(n, column), {})?.entries ?? []).map((e) => e.name).filter((name) => filter.test(name));
 
-  assert.deepEqual(names(1, 27), ["multi-user.target", "sshd.service", "nginx.service"], "server's units (the getty@ template is a pattern, not a name)");
+  assert.deepEqual(names(1, 27), ["multi-user.target", "sshd.service", "sshd", "nginx.service", "nginx"], "server's units, services also without .service (the getty@ template is a pattern, not a name)");
   assert.deepEqual(names(2, 30, /^\d+$/), ["22", "80"], "server's declared ports");
-  assert.deepEqual(names(3, 27), ["multi-user.target", "sshd.service"], "client has no nginx");
+  assert.deepEqual(names(3, 27), ["multi-user.target", "sshd.service", "sshd"], "client has no nginx");
   assert.deepEqual(names(4, 4, /^(client|server|machines|vlan1|startAll)$/).sort(), ["client", "machines", "server", "startAll", "vlan1"]);
   const errors = service.getSemanticDiagnostics(t.script).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
   assert.equal(errors.length, 4, errors.join("\n")); // the three incomplete calls and `ser`; the last line is fine

@@ -82,9 +82,11 @@ test("bad fields are named with the value found", () => {
   rejects(manifest({ a: node({ extra: true }) }), "nodes.a.extra", /unknown field nodes\.a\.extra/);
 });
 
-test("machine names a script cannot use are rejected, and so are two nodes with the same identifier", () => {
-  for (const name of ["default", "log", "vlan2", "machines", "Promise", "getMachine"]) {
-    rejects(manifest({ [name]: node() }), `nodes.${name}`, /a test script cannot use/);
+test("a node named like a reserved word or a script symbol gets a safe identifier (name_); two nodes with the same identifier are rejected", () => {
+  for (const [name, binding] of [["default", "default_"], ["log", "log_"], ["vlan2", "vlan2_"], ["machines", "machines_"], ["Promise", "Promise_"], ["getMachine", "getMachine_"], ["t", "t_"]]) {
+    const m = parseManifest(manifest({ [name as string]: node() }), "m");
+    assert.equal(m.nodes[0]?.name, name);
+    assert.equal(m.nodes[0]?.binding, binding);
   }
   rejects(manifest({ "a-b": node(), a_b: node() }), "nodes.a_b", /nodes "a-b" and "a_b" both become the identifier a_b/);
 });

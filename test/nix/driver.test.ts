@@ -35,6 +35,25 @@ test("driverConfiguration is nixpkgs' JSON: vms from system.build.vm, vlans, tim
   assert.match(c.test_script, /-nixos-test-script-t\/entry\.mjs$/);
 });
 
+test("containers: run-<name>-nspawn from system.build.nspawn in driverConfiguration.containers, vlans shared with the nodes", async () => {
+  const nspawn = (n: string): string =>
+    `(builtins.derivation { name = "nspawn-${n}"; system = builtins.currentSystem; builder = "/bin/sh"; } // { meta.mainProgram = "run-${n}-nspawn"; })`;
+  const c = (await evalJson(`(${ntt} {
+    name = "t"; nodes = ${nodes}; testScript = ${fixtureScript};
+    containers = { db.config = { system.build.nspawn = ${nspawn("db")}; virtualisation.vlans = [ 2 3 ]; }; cache.system.build.nspawn = ${nspawn("cache")}; };
+  }).driverConfiguration`)) as { vms: object; containers: Record<string, { name: string; start_script: string }>; vlans: number[] };
+  assert.deepEqual(Object.keys(c.vms), ["client", "server"]);
+  assert.deepEqual(Object.keys(c.containers), ["cache", "db"]);
+  assert.equal(c.containers.db?.name, "db");
+  assert.match(c.containers.db?.start_script ?? "", /^\/nix\/store\/[a-z0-9]{32}-nspawn-db\/bin\/run-db-nspawn$/);
+  assert.match(c.containers.cache?.start_script ?? "", /-nspawn-cache\/bin\/run-cache-nspawn$/);
+  assert.deepEqual(c.vlans, [1, 2, 3], "the nodes' vlans and the containers' together");
+  const overridden = (await evalJson(
+    `(${ntt} { name = "t"; nodes = ${nodes}; testScript = ${fixtureScript}; containers.db.system.build.nspawn = ${nspawn("db")}; containerStartScripts.db = "/elsewhere/run-db-nspawn"; }).driverConfiguration.containers`,
+  )) as Record<string, { start_script: string }>;
+  assert.equal(overridden.db?.start_script, "/elsewhere/run-db-nspawn");
+});
+
 test("startScripts replaces the nodes' VMs; a path is copied into the store", async () => {
   const dir = await tempDir("ntt-nix-start-");
   await writeFile(join(dir, "run-server-vm"), "#!/bin/sh\n", { mode: 0o755 });

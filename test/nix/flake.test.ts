@@ -86,6 +86,7 @@ test("checks.<system>.two-nodes builds with real nix: $out has a well-formed log
   assert.match(junit, /<testcase[^>]*name="a file travels from the server into \$out"/);
   assert.match(await readFile(join(out, "report.html"), "utf8"), /<html/i);
   assert.equal((await readFile(join(out, "from-server", "greeting.txt"), "utf8")).trim(), "hello, nix", "from the npm package in nodeModules");
+  assert.equal((await readFile(join(out, "from-server", "from-nix.txt"), "utf8")).trim(), "hello from a Nix value on port 8000", "values: a store path read in the sandbox");
   assert.deepEqual(buildUserLeftovers(), [], "no QEMU or vde_switch of the build survives it");
   t.diagnostic(`built ${sandbox.includes("true") ? "in nix's sandbox (host tools in extra-sandbox-paths)" : "without nix's sandbox"}, in ${r.seconds.toFixed(1)} s`);
 });
@@ -175,6 +176,45 @@ test("a type error in test.ts fails `nix build` of the check at the user's file:
   } finally {
     await writeFile(scriptPath(), originalScript);
   }
+});
+
+test("values: the manifest carries them, and a misspelt value name fails the check at its line", { timeout: 120_000 }, async () => {
+  const m = await build(`packages.${SYSTEM}.manifest`);
+  assert.equal(m.code, 0, m.stderr.slice(-3000));
+  const values = JSON.parse(await readFile(m.out as string, "utf8")).values;
+  assert.deepEqual(Object.keys(values).sort(), ["greetingFile", "serverAddress", "webPort"]);
+  assert.match(values.greetingFile, /^\/nix\/store\/[a-z0-9]{32}-greeting-from-nix$/);
+
+  const lines = originalScript.split("\n");
+  const at = lines.findIndex((l) => l.includes("values.serverAddress"));
+  lines[at] = (lines[at] as string).replace("values.serverAddress", "values.serverAdress");
+  await writeFile(scriptPath(), lines.join("\n"));
+  try {
+    const r = await build(`packages.${SYSTEM}.script`);
+    assert.notEqual(r.code, 0, "the build must fail");
+    assert.match(r.stderr, new RegExp(`test\\.ts:${at + 1}:\\d+ error TS2551 Property 'serverAdress' does not exist on type 'Values'\\. Did you mean 'serverAddress'\\?`));
+  } finally {
+    await writeFile(scriptPath(), originalScript);
+  }
+});
+
+test("containers: a real build of the manifest (kind, units from its system), and the driver configuration's containers", { timeout: 120_000 }, async () => {
+  const m = await build(`packages.${SYSTEM}.mixed-manifest`);
+  assert.equal(m.code, 0, m.stderr.slice(-3000));
+  const manifest = JSON.parse(await readFile(m.out as string, "utf8"));
+  assert.deepEqual(Object.keys(manifest.nodes).sort(), ["client", "db"]);
+  assert.equal(manifest.nodes.db.kind, "container");
+  assert.deepEqual(manifest.nodes.db.units, ["multi-user.target", "postgresql.service"], "from the container's unit directory, at build time");
+  assert.deepEqual(manifest.nodes.db.addresses, { "1": "192.168.1.2" });
+  assert.deepEqual(manifest.vlans, [1]);
+
+  const e = await nix("nix", ["eval", "--json", ...NIX_OPTIONS, ...overrides, `path:${dir}#mixedDriverConfiguration`], { cwd: dir, timeout: 120 });
+  assert.equal(e.code, 0, e.stderr.slice(-3000));
+  const config = JSON.parse(e.stdout);
+  assert.deepEqual(Object.keys(config.vms), ["client"]);
+  assert.deepEqual(config.containers.db.name, "db");
+  assert.match(config.containers.db.start_script, /^\/nix\/store\/[a-z0-9]{32}-db-nspawn\/bin\/run-db-nspawn$/);
+  assert.deepEqual(config.vlans, [1]);
 });
 
 test("a test build interrupted while its VMs run leaves no QEMU or vde_switch behind", { timeout: 120_000 }, async () => {

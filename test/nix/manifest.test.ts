@@ -100,11 +100,11 @@ test("the shapes a node comes in: a configuration, one under .config; nodesCompa
   assert.deepEqual(m.nodes.direct?.units, ["a.service"]);
 });
 
-test("more than 254 nodes is an evaluation error naming the limit", async () => {
+test("more than 254 machines (nodes and containers) is an evaluation error naming the limit", async () => {
   const err = await evalError(
     `import ${NIX_LIB}/manifest.nix { name = "big"; nodes = builtins.listToAttrs (builtins.genList (i: { name = "n\${toString i}"; value.config = { }; }) 255); }`,
   );
-  assert.match(err, /255 nodes, but at most 254/);
+  assert.match(err, /255 machines, but at most 254/);
 });
 
 test("manifest-units.mjs adds the unit files of a unit directory, not its .wants/.d directories", async () => {
@@ -125,4 +125,32 @@ test("manifest-units.mjs adds the unit files of a unit directory, not its .wants
   const bad = spawnSync(process.execPath, [join(NIX_LIB, "manifest-units.mjs"), join(dir, "m.json"), join(dir, "dirs.json"), join(dir, "out.json")], { encoding: "utf8" });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /node a: cannot list the unit directory .*missing/);
+});
+
+test("containers: in the same nodes record with kind = \"container\", numbered with the nodes by sorted name, vlans shared", async () => {
+  const m = (await manifestOf(`{
+    name = "mixed";
+    nodes = { web.config.virtualisation.vlans = [ 1 ]; client.config = { }; };
+    containers = {
+      db.config = { virtualisation.vlans = [ 1 2 ]; systemd.units."postgresql.service" = { }; networking.firewall.allowedTCPPorts = [ 5432 ]; };
+      cache.config = { };
+    };
+  }`)) as { vlans: number[]; nodes: Record<string, { kind?: string; vlans: number[]; addresses: Record<string, string>; units: string[]; ports: { tcp: number[] } }> };
+  assert.deepEqual(Object.keys(m.nodes).sort(), ["cache", "client", "db", "web"]);
+  assert.equal(m.nodes.db?.kind, "container");
+  assert.equal(m.nodes.cache?.kind, "container");
+  assert.equal(m.nodes.web?.kind, undefined, "a VM node has no kind (the schema's default is vm)");
+  // nixpkgs numbers allMachines = nodes // containers: cache 1, client 2, db 3, web 4.
+  assert.deepEqual(m.nodes.cache?.addresses, { "1": "192.168.1.1" });
+  assert.deepEqual(m.nodes.client?.addresses, { "1": "192.168.1.2" });
+  assert.deepEqual(m.nodes.db?.addresses, { "1": "192.168.1.3", "2": "192.168.2.3" });
+  assert.deepEqual(m.nodes.web?.addresses, { "1": "192.168.1.4" });
+  assert.deepEqual(m.vlans, [1, 2]);
+  assert.deepEqual(m.nodes.db?.units, ["postgresql.service"]);
+  assert.deepEqual(m.nodes.db?.ports.tcp, [5432]);
+});
+
+test("a name in both nodes and containers is refused, as nixpkgs refuses it", async () => {
+  const err = await evalError(`import ${NIX_LIB}/manifest.nix { name = "x"; nodes.db.config = { }; containers.db.config = { }; }`);
+  assert.match(err, /these names are both in `nodes` and in `containers`: db; machine names must be unique/);
 });

@@ -1,5 +1,5 @@
 // What flake.nix offers, as far as it can be checked without nixpkgs: its
-// outputs' structure (evaluated with a stub for the nixpkgs input), the
+// outputs' structure and every derivation they name (instantiated against a stub for the nixpkgs input), the
 // example scripts type-checked against manifests of stand-in nodes, and the
 // lockfile importNpmLock reads.
 import assert from "node:assert/strict";
@@ -12,18 +12,18 @@ import { NIX_LIB, REPO, evalJson, removeTempDirs, requireNix, tempDir } from "./
 before(() => requireNix());
 after(() => removeTempDirs());
 
-// Only what flake.nix touches outside the attributes that need real nixpkgs.
-const stubNixpkgs = `{
-  outPath = "/nonexistent/nixpkgs";
-  lib.genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
-  legacyPackages = throw "the stub nixpkgs has no packages";
-}`;
+// The nixpkgs input, stubbed (test/nix/stub-nixpkgs: its lib with a small
+// module system, host-tool packages, a test framework with nixpkgs' option
+// names), so that every output evaluates down to its derivation here.
+const STUB_NIXPKGS = join(REPO, "test", "nix", "stub-nixpkgs");
+const flakeWithStub = `let
+    flake = import ${REPO}/flake.nix;
+    nixpkgs = import ${STUB_NIXPKGS};
+    self = flake.outputs { inherit self nixpkgs; };
+  in`;
 
 test("flake.nix: lib, overlays, packages, templates and checks are there (nixpkgs stubbed)", async () => {
-  const shape = (await evalJson(`let
-    flake = import ${REPO}/flake.nix;
-    self = flake.outputs { inherit self; nixpkgs = ${stubNixpkgs}; };
-  in {
+  const shape = (await evalJson(`${flakeWithStub} {
     outputs = builtins.attrNames self;
     lib = builtins.attrNames self.lib;
     overlay = builtins.isFunction self.overlays.default;
@@ -43,6 +43,49 @@ test("flake.nix: lib, overlays, packages, templates and checks are there (nixpkg
   assert.deepEqual(shape.template, ["flake.nix", "test.nix", "test.ts"]);
   assert.match(shape.description as string, /two-node/);
   assert.deepEqual(shape.manifest, [1]);
+});
+
+test("every derivation flake.nix outputs instantiates: packages, checks (test, driver, driverInteractive, manifest, script), overlay, lib", async () => {
+  // A path that does not exist, an attribute a file lacks, a wrong argument:
+  // each fails here, on every system, as it would in `nix flake check`.
+  const drvs = (await evalJson(`${flakeWithStub} let
+    inherit (builtins) attrNames concatMap listToAttrs mapAttrs;
+    parts = [ "driver" "driverInteractive" "manifest" "script" ];
+    perSystem = system: let
+      pkgs = nixpkgs.legacyPackages.\${system};
+      overlaid = self.overlays.default (pkgs // overlaid) pkgs;
+      checks = self.checks.\${system};
+    in
+      mapAttrs (_: p: p.drvPath) self.packages.\${system}
+      // listToAttrs (concatMap (c: [ { name = "checks.\${c}"; value = checks.\${c}.drvPath; } ]
+           ++ (if checks.\${c} ? driver then map (part: { name = "checks.\${c}.\${part}"; value = checks.\${c}.\${part}.drvPath; }) parts else [ ])) (attrNames checks))
+      // {
+        "overlay.nixos-test-ts" = overlaid.nixos-test-ts.drvPath;
+        "overlay.testers.runNixOSTestTs" = (overlaid.testers.runNixOSTestTs ${REPO}/nix/template/test.nix).drvPath;
+        "lib.runTest" = (self.lib.runTest { hostPkgs = pkgs; imports = [ ${REPO}/nix/examples/vlans/test.nix ]; }).drvPath;
+        "lib.mkTest" = (self.lib.mkTest pkgs { name = "m"; nodes.a.config.system.build.vm = pkgs.hello; testScript = ${REPO}/nix/template/test.ts; }).test.drvPath;
+      };
+  in mapAttrs (system: _: perSystem system) self.packages`)) as Record<string, Record<string, string>>;
+  assert.deepEqual(Object.keys(drvs).sort(), ["aarch64-linux", "x86_64-linux"]);
+  for (const [system, paths] of Object.entries(drvs)) {
+    assert.deepEqual(Object.keys(paths).sort(), [
+      "checks.package",
+      "checks.template",
+      ...[".driver", ".driverInteractive", ".manifest", ".script"].map((p) => `checks.template${p}`),
+      "checks.vlans",
+      ...[".driver", ".driverInteractive", ".manifest", ".script"].map((p) => `checks.vlans${p}`),
+      "default",
+      "lib.mkTest",
+      "lib.runTest",
+      "nixos-test-ts",
+      "overlay.nixos-test-ts",
+      "overlay.testers.runNixOSTestTs",
+    ].sort(), system);
+    for (const [output, drv] of Object.entries(paths)) assert.match(drv, /^\/nix\/store\/[a-z0-9]{32}-.+\.drv$/, `${system} ${output}`);
+    assert.match(paths["checks.vlans"] as string, /-vm-test-run-vlans\.drv$/);
+    assert.match(paths["checks.template.script"] as string, /-nixos-test-script-two-nodes\.drv$/);
+    assert.notEqual(paths["checks.template.driver"], paths["checks.template.driverInteractive"], "driverInteractive is the test evaluated with --interactive");
+  }
 });
 
 test("every .nix file of the Nix layer parses", () => {

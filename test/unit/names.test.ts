@@ -1,7 +1,7 @@
 // lib/names.ts: machine names as nixpkgs derives them from start scripts and sanitises them.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { machineNameFromStartScript, sanitiseName } from "../../lib/names.js";
+import { machineNameFromStartScript, sanitiseName, scriptBinding } from "../../lib/names.js";
 
 test("machineNameFromStartScript: run-<name>-vm gives <name>", () => {
   assert.equal(machineNameFromStartScript("/nix/store/x/bin/run-machine1-vm"), "machine1");
@@ -40,4 +40,14 @@ test("sanitiseName: every character outside [A-Za-z0-9_] is replaced, one for on
   const out = sanitiseName("né/ü:1");
   assert.equal(out, "n____1");
   assert.match(sanitiseName("a\u{1F600}b"), /^a_+b$/);
+});
+
+test("scriptBinding: nixpkgs' sanitised name, with _ appended while it is a reserved word, a global or a script symbol", () => {
+  assert.equal(scriptBinding("web-1"), "web_1");
+  assert.equal(scriptBinding("class"), "class_");
+  assert.equal(scriptBinding("import"), "import_");
+  assert.equal(scriptBinding("subtest"), "subtest_");
+  assert.equal(scriptBinding("vlan1"), "vlan1_");
+  assert.equal(scriptBinding("vlanx"), "vlanx");
+  assert.equal(scriptBinding("server"), "server");
 });
