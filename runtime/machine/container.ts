@@ -10,12 +10,13 @@ import { StartScriptProcess, type ExitStatus } from "./start-script.js";
 /** What nixpkgs' nspawn start script prints once, before systemd-nspawn runs. */
 const PID_LINE = /^systemd-nspawn's PID is (\d+)\s*$/;
 /**
- * Ready when systemd says so. The line may carry a kernel timestamp (journald
- * forwarding with printk time on) or a "systemd[1]: " prefix, hence no `^`.
+ * Ready when the container's PID 1 says so: "Startup finished in", maybe
+ * after a kernel timestamp (journald forwarding with printk time on) and
+ * "systemd[1]: ", but not a user manager's (systemd[28]: Startup finished).
  * "Welcome to NixOS" counts as nixpkgs' does; Debian's "Welcome to Debian"
  * comes before any unit started and does not.
  */
-const READY_LINE = /Startup finished in |^(?:\[[ \d.]+\] )?Welcome to NixOS/;
+const READY_LINE = /^(?:\[[ \d.]+\] )?(?:systemd\[1\]: )?(?:Startup finished in |Welcome to NixOS)/;
 /**
  * nixpkgs' command prelude for containers: the profile's PATH and
  * environment, errors and pipelines strict (needs bash as /bin/sh, as NixOS has).
