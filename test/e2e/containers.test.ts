@@ -261,7 +261,9 @@ test("a VM and a container on one vlan ping each other", async () => {
   const run = await runContainers(
     String.raw`
 await startAll();
-await c.succeed("ping -c1 -W 5 vm");
+await vm.connect();
+await c.connect();
+await c.waitUntilSucceeds("ping -c1 -W 2 vm", { timeout: 60 });
 await vm.succeed("ping -c1 -W 5 c");
 await vm.succeed("ping -c1 -W 5 192.168.1.254");
 `,
