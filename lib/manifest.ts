@@ -26,6 +26,8 @@ export interface ManifestJson {
 
 export interface ManifestNodeJson {
   name?: string;
+  /** `nodes.<name>` are VMs (the default), `containers.<name>` systemd-nspawn containers; one namespace for both. */
+  kind?: "vm" | "container";
   hostname?: string;
   vlans: number[];
   /** `{ "<vlan>": "192.168.<vlan>.<i>" }` or `[{ "vlan": 1, "address": "…" }]`. */
@@ -51,6 +53,8 @@ export interface ManifestNode {
   name: string;
   /** The identifier the test script uses (`sanitiseName(name)`, as nixpkgs). */
   binding: string;
+  /** A QEMU VM or a systemd-nspawn container (whose machine lacks the screen, keys, monitor and QMP). */
+  kind: "vm" | "container";
   hostname: string;
   vlans: number[];
   addresses: { vlan: number; address: string }[];
@@ -93,7 +97,7 @@ const UNIT_NAME = new RegExp(`^[^\\s/]+\\.(?:${UNIT_SUFFIXES.join("|")})$`);
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 const TOP_LEVEL_KEYS = ["name", "globalTimeout", "strictPorts", "vlans", "nodes"] as const;
-const NODE_KEYS = ["name", "hostname", "vlans", "addresses", "units", "ports"] as const;
+const NODE_KEYS = ["name", "kind", "hostname", "vlans", "addresses", "units", "ports"] as const;
 
 /** Validates parsed JSON; `source` names the file in error messages. */
 export function parseManifest(json: unknown, source: string): Manifest {
@@ -131,6 +135,8 @@ function parseNode(v: Validator, source: string, key: string, value: unknown, de
   v.noUnknownKeys(field, node, NODE_KEYS);
   const name = node.name === undefined ? key : v.string(`${field}.name`, node.name);
   if (name !== key) v.fail(`${field}.name`, `the node's attribute name ${JSON.stringify(key)}`, name);
+  const kind = node.kind === undefined ? "vm" : v.string(`${field}.kind`, node.kind);
+  if (kind !== "vm" && kind !== "container") v.fail(`${field}.kind`, `"vm" or "container"`, kind);
   const binding = sanitiseName(name);
   if (UNUSABLE_NAMES.has(binding) || (SCRIPT_SYMBOLS as readonly string[]).includes(binding) || /^vlan\d+$/.test(binding)) {
     throw new ConfigError(
@@ -158,7 +164,7 @@ function parseNode(v: Validator, source: string, key: string, value: unknown, de
   v.noUnknownKeys(`${field}.ports`, portsJson, ["tcp", "udp"]);
   const ports = { tcp: portList(v, `${field}.ports.tcp`, portsJson.tcp), udp: portList(v, `${field}.ports.udp`, portsJson.udp) };
 
-  return { name, binding, hostname, vlans: uniqueSorted(vlans), addresses, units: [...new Set(units)].sort(compare), ports };
+  return { name, binding, kind: kind as "vm" | "container", hostname, vlans: uniqueSorted(vlans), addresses, units: [...new Set(units)].sort(compare), ports };
 }
 
 function parseAddresses(v: Validator, field: string, value: unknown, vlans: number[]): { vlan: number; address: string }[] {
