@@ -375,7 +375,9 @@ export class MachineCore {
         );
         const winner = await Promise.race([ready, tick, r.exited.then(() => "exited" as const)]);
         if (winner === "ready") break;
-        if (winner === "exited") throw await this.crashedWhile(`booting (before ${r.readiness} was ready)`);
+        if (winner === "exited") {
+          throw await this.crashedWhile(this.kind === "vm" ? "booting (before the backdoor shell started)" : "booting (before systemd reported Startup finished)");
+        }
         if (signal?.aborted) throw abortReason(signal);
         if (r.silentFor >= SILENCE_HINT_MS) {
           this.logger.warning(

@@ -91,7 +91,7 @@ export class QemuBoot implements Boot {
   shell: BackdoorShell | undefined;
   monitor: Monitor | undefined;
   qmp: QmpClient | undefined;
-  readonly readiness = "the backdoor shell";
+  readonly readiness = "guest root shell";
 
   constructor(
     readonly process: StartScriptProcess,
