@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { abortReason } from "../abort.js";
+import { abortReason, onAbort } from "../abort.js";
 import { MachineError } from "../errors.js";
 import { killGroup, track } from "../reaper.js";
 import type { Boot, Capability, CommandAnswer, LaunchContext, MachineBackend } from "./backend.js";
@@ -166,8 +166,7 @@ export class ContainerBoot implements Boot {
       });
       let how: "timeout" | "cancel" | undefined;
       const timer = seconds > 0 ? setTimeout(() => stop("timeout"), seconds * 1000) : undefined;
-      const onAbort = (): void => stop("cancel");
-      signal.addEventListener("abort", onAbort, { once: true });
+      const stopListening = onAbort(signal, () => stop("cancel"));
       function stop(why: "timeout" | "cancel"): void {
         how ??= why;
         killGroup(pid, "SIGKILL");
@@ -191,7 +190,7 @@ export class ContainerBoot implements Boot {
       });
       const finish = (): void => {
         clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
+        stopListening();
         this.running_.delete(pid);
         untrack();
       };
@@ -277,23 +276,22 @@ export class ContainerBoot implements Boot {
     if (pidOnly ? this.nspawnPid !== undefined : this.ready) return Promise.resolve();
     if (signal.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.waiters.delete(waiter);
-        reject(abortReason(signal));
-      };
       const waiter = {
         pidOnly,
         resolve: () => {
-          signal.removeEventListener("abort", onAbort);
+          stop();
           resolve();
         },
         reject: (error: Error) => {
-          signal.removeEventListener("abort", onAbort);
+          stop();
           reject(error);
         },
       };
       this.waiters.add(waiter);
-      signal.addEventListener("abort", onAbort, { once: true });
+      const stop = onAbort(signal, (reason) => {
+        this.waiters.delete(waiter);
+        reject(reason);
+      });
     });
   }
 
