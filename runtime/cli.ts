@@ -283,7 +283,7 @@ function replBanner(driver: Driver): string {
   return [
     "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests.",
     "Top-level await works (await machine.succeed(\"uname -a\")); TypeScript annotations are accepted.",
-    ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every VM.",
+    ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every machine.",
   ].join("\n");
 }
 

@@ -273,3 +273,22 @@ await vm.succeed("ping -c1 -W 5 192.168.1.254");
   assert.equal(run.code, 0, run.output.slice(-6000));
   assertNothingLeft(run, linksBefore);
 });
+
+test("a container start script that exits before readiness: the error names the machine and shows the script's output", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "ntt-containers-"));
+  const script = join(dir, "run-broken-nspawn");
+  await writeFile(script, '#!/bin/sh\necho "broken: no root at $RUN_NSPAWN_ROOT_DIR" >&2\nexit 3\n', { mode: 0o755 });
+  await writeFile(join(dir, "test.mjs"), "await broken.succeed('true');\n");
+  const child = spawn("unshare", ["--net", "--", process.execPath, CLI, "--container-start-scripts", script, "-o", join(dir, "out"), join(dir, "test.mjs")], {
+    cwd: dir,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  assert.equal(code, 1, output);
+  assert.match(output, /MachineCrashedError: broken: systemd-nspawn exited with status 3 while starting/);
+  assert.match(output, /broken: no root at .*container-state-broken/);
+});
