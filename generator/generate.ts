@@ -52,7 +52,7 @@ export function generateModule(manifest: Manifest, options: GenerateOptions): st
   const names = nodeNames(manifest.nodes);
   const common = commonUnits(manifest.nodes);
   const statements: (string | StatementStructures)[] = [
-    ...imports(),
+    ...imports(manifest.nodes.some((n) => n.kind === "container")),
     ...(common.length > 0 ? [{ ...unitsAlias(COMMON_UNITS, "Units every node has.", common), leadingTrivia: "\n" }] : []),
     ...names.flatMap((n) => nodeTypes(n, common)),
     machinesType(names),
@@ -92,7 +92,8 @@ function header(manifest: Manifest, options: GenerateOptions): string {
   ].join("\n");
 }
 
-function imports(): StatementStructures[] {
+/** `ContainerOf` only when a node is a container, so VM-only tests generate what they always did. */
+function imports(containers: boolean): StatementStructures[] {
   return [
     {
       kind: StructureKind.ImportDeclaration,
@@ -103,7 +104,7 @@ function imports(): StatementStructures[] {
       kind: StructureKind.ImportDeclaration,
       isTypeOnly: true,
       moduleSpecifier: TYPING_SPECIFIER,
-      namedImports: ["MachineOf", "RuntimeUnit", "VLan"],
+      namedImports: [...(containers ? ["ContainerOf"] : []), "MachineOf", "RuntimeUnit", "VLan"],
     },
     {
       kind: StructureKind.ExportDeclaration,
@@ -115,7 +116,7 @@ function imports(): StatementStructures[] {
 }
 
 /** Type names the module declares or imports besides the per-node ones. */
-const FIXED_TYPE_NAMES = new Set(["MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "Values", "UnitsOfEveryNode"]);
+const FIXED_TYPE_NAMES = new Set(["ContainerOf", "MachineOf", "RuntimeUnit", "VLan", "TestMachine", "Machines", "VLans", "Values", "UnitsOfEveryNode"]);
 
 /**
  * `server` → `ServerUnits`, `ServerPorts`, `ServerMachine`. Two nodes that only
@@ -178,7 +179,7 @@ function describeNode(node: ManifestNode): string {
     node.ports.udp.length > 0 ? `UDP ${node.ports.udp.join(", ")}` : "",
   ].filter((p) => p !== "");
   return [
-    `Node \`${node.name}\` (hostname ${node.hostname})`,
+    `${node.kind === "container" ? "Container" : "Node"} \`${node.name}\` (hostname ${node.hostname})`,
     where.length > 0 ? `; ${where.join(", ")}` : "; no vlans",
     ports.length > 0 ? `; open ports: ${ports.join("; ")}` : "; no open ports",
     ".",
@@ -201,7 +202,7 @@ function nodeTypes(n: NodeNames, common: string[]): StatementStructures[] {
       isExported: true,
       name: n.machine,
       docs: [describeNode(n.node)],
-      type: `MachineOf<${JSON.stringify(n.node.name)}, ${n.units}, ${n.ports}>`,
+      type: `${n.node.kind === "container" ? "ContainerOf" : "MachineOf"}<${JSON.stringify(n.node.name)}, ${n.units}, ${n.ports}>`,
     },
   ];
 }

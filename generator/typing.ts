@@ -8,7 +8,7 @@
  * only the unit or port parameter is narrowed, options and results stay the
  * runtime's own. A method the runtime does not have is simply not there.
  */
-import type { Machine } from "../runtime/index.js";
+import type { ContainerMachine, Machine } from "../runtime/index.js";
 
 declare const runtimeUnitBrand: unique symbol;
 
@@ -157,6 +157,16 @@ export type MachineOf<N extends string, U extends string, P extends number> = Om
     /** The node's name, as in `nodes.<name>` of the test. */
     readonly name: N;
   };
+
+/** What a container lacks (screen, keys, QEMU's monitor and QMP, NIC links): derived from the runtime's `ContainerMachine`. */
+export type VmOnlyMembers = Exclude<keyof Machine, keyof ContainerMachine>;
+
+/**
+ * The machine of one container (`containers.<name>`): a `MachineOf` without
+ * the VM-only methods, so `db.screenshot()` on a container is a type error at
+ * the line that calls it.
+ */
+export type ContainerOf<N extends string, U extends string, P extends number> = Omit<MachineOf<N, U, P>, VmOnlyMembers>;
 
 /** Any machine of the test: the parameter type for helpers that work on every node. */
 export type TestMachine = MachineOf<string, string, number>;

@@ -19,6 +19,8 @@ export interface DriverConfigurationJson {
 /** The validated configuration, in the runtime's own terms. */
 export interface DriverConfiguration {
   vms: VmConfiguration[];
+  /** systemd-nspawn containers (nixpkgs' `containers.<name>`), started by `run-<name>-nspawn`. */
+  containers: VmConfiguration[];
   vlans: number[];
   /** Seconds. */
   globalTimeout: number;
@@ -31,6 +33,7 @@ export interface DriverConfiguration {
   warnings: string[];
 }
 
+/** A machine's name and start script (`run-<name>-vm` or `run-<name>-nspawn`). */
 export interface VmConfiguration {
   name: string;
   startScript: string;
@@ -53,21 +56,18 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
   };
   unknownKeys("", root, TOP_LEVEL_KEYS);
 
+  const machines = (section: "vms" | "containers", json: Record<string, unknown>): VmConfiguration[] =>
+    Object.entries(json).map(([key, value]): VmConfiguration => {
+      const field = `${section}.${key}`;
+      const vm = v.object(field, value);
+      unknownKeys(field, vm, ["name", "start_script"]);
+      const name = vm.name === undefined ? key : v.string(`${field}.name`, vm.name);
+      return { name, startScript: v.string(`${field}.start_script`, vm.start_script) };
+    });
   const vmsJson = v.object("vms", root.vms);
-  const vms = Object.entries(vmsJson).map(([key, value]): VmConfiguration => {
-    const field = `vms.${key}`;
-    const vm = v.object(field, value);
-    unknownKeys(field, vm, ["name", "start_script"]);
-    const name = vm.name === undefined ? key : v.string(`${field}.name`, vm.name);
-    return { name, startScript: v.string(`${field}.start_script`, vm.start_script) };
-  });
-
-  if (root.containers !== undefined && Object.keys(v.object("containers", root.containers)).length > 0) {
-    throw new ConfigError(
-      `${source}: containers: systemd-nspawn containers are not supported by nixos-test-ts yet; declare these machines as nodes (QEMU VMs) instead`,
-      "containers",
-    );
-  }
+  const vms = machines("vms", vmsJson);
+  const containersJson = root.containers === undefined ? {} : v.object("containers", root.containers);
+  const containers = machines("containers", containersJson);
   if (root.enable_ssh_backdoor !== undefined && v.boolean("enable_ssh_backdoor", root.enable_ssh_backdoor)) {
     throw new ConfigError(
       `${source}: enable_ssh_backdoor: the SSH backdoor is not supported by nixos-test-ts yet; use the interactive driver's shell instead`,
@@ -79,16 +79,20 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
   const globalTimeout = root.global_timeout === undefined ? DEFAULT_GLOBAL_TIMEOUT : timeoutSeconds(v, root.global_timeout);
   const testScript = v.string("test_script", root.test_script);
 
+  // One namespace for VMs and containers, as in nixpkgs (both become names in the test script).
   const seen = new Map<string, string>();
-  Object.keys(vmsJson).forEach((key, i) => {
-    const name = (vms[i] as VmConfiguration).name;
+  const named = [
+    ...Object.keys(vmsJson).map((key, i) => [`vms.${key}`, (vms[i] as VmConfiguration).name] as const),
+    ...Object.keys(containersJson).map((key, i) => [`containers.${key}`, (containers[i] as VmConfiguration).name] as const),
+  ];
+  for (const [field, name] of named) {
     const other = seen.get(name);
     if (other !== undefined) {
-      throw new ConfigError(`${source}: vms.${other} and vms.${key} are both named ${JSON.stringify(name)}; machine names must be unique`, `vms.${key}.name`);
+      throw new ConfigError(`${source}: ${field}.name: ${other} and ${field} are both named ${JSON.stringify(name)}; machine names must be unique across vms and containers`, `${field}.name`);
     }
-    seen.set(name, key);
-  });
-  return { vms, vlans: [...new Set(vlans)].sort((a, b) => a - b), globalTimeout, testScript, warnings };
+    seen.set(name, field);
+  }
+  return { vms, containers, vlans: [...new Set(vlans)].sort((a, b) => a - b), globalTimeout, testScript, warnings };
 }
 
 const TIMEOUT_EXPECTED = 'a number of seconds > 0 or a duration such as "PT1H30M" (ISO 8601) or "01:30:00"';

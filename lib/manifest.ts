@@ -32,6 +32,8 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 
 export interface ManifestNodeJson {
   name?: string;
+  /** `nodes.<name>` are VMs (the default), `containers.<name>` systemd-nspawn containers; one namespace for both. */
+  kind?: "vm" | "container";
   hostname?: string;
   vlans: number[];
   /** `{ "<vlan>": "192.168.<vlan>.<i>" }` or `[{ "vlan": 1, "address": "…" }]`. */
@@ -59,6 +61,8 @@ export interface ManifestNode {
   name: string;
   /** The identifier the test script uses (`scriptBinding(name)`: nixpkgs' sanitised name, `default_` for a reserved word). */
   binding: string;
+  /** A QEMU VM or a systemd-nspawn container (whose machine lacks the screen, keys, monitor and QMP). */
+  kind: "vm" | "container";
   hostname: string;
   vlans: number[];
   addresses: { vlan: number; address: string }[];
@@ -75,7 +79,7 @@ const UNIT_NAME = new RegExp(`^[^\\s/]+\\.(?:${UNIT_SUFFIXES.join("|")})$`);
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 const TOP_LEVEL_KEYS = ["name", "globalTimeout", "strictPorts", "vlans", "nodes", "values"] as const;
-const NODE_KEYS = ["name", "hostname", "vlans", "addresses", "units", "ports"] as const;
+const NODE_KEYS = ["name", "kind", "hostname", "vlans", "addresses", "units", "ports"] as const;
 
 /** Validates parsed JSON; `source` names the file in error messages. */
 export function parseManifest(json: unknown, source: string): Manifest {
@@ -123,6 +127,8 @@ function parseNode(v: Validator, source: string, key: string, value: unknown, de
   v.noUnknownKeys(field, node, NODE_KEYS);
   const name = node.name === undefined ? key : v.string(`${field}.name`, node.name);
   if (name !== key) v.fail(`${field}.name`, `the node's attribute name ${JSON.stringify(key)}`, name);
+  const kind = node.kind === undefined ? "vm" : v.string(`${field}.kind`, node.kind);
+  if (kind !== "vm" && kind !== "container") v.fail(`${field}.kind`, `"vm" or "container"`, kind);
   // A reserved word or one of the script's own names gets a safe identifier (`default_`), as lib/names.ts says.
   const binding = scriptBinding(name);
   const hostname = node.hostname === undefined ? name : v.string(`${field}.hostname`, node.hostname);
@@ -144,7 +150,7 @@ function parseNode(v: Validator, source: string, key: string, value: unknown, de
   v.noUnknownKeys(`${field}.ports`, portsJson, ["tcp", "udp"]);
   const ports = { tcp: portList(v, `${field}.ports.tcp`, portsJson.tcp), udp: portList(v, `${field}.ports.udp`, portsJson.udp) };
 
-  return { name, binding, hostname, vlans: uniqueSorted(vlans), addresses, units: [...new Set(units)].sort(compare), ports };
+  return { name, binding, kind: kind as "vm" | "container", hostname, vlans: uniqueSorted(vlans), addresses, units: [...new Set(units)].sort(compare), ports };
 }
 
 function parseAddresses(v: Validator, field: string, value: unknown, vlans: number[]): { vlan: number; address: string }[] {

@@ -8,7 +8,7 @@ import { GENERATED_IMPORTS, SCRIPT_SYMBOLS_LIST } from "./script-symbols.js";
 /** `run-<name>-vm` → `<name>`; anything else → `machine` (as the Python driver). */
 export function machineNameFromStartScript(startScript: string): string {
   const base = startScript.trim().split(/\s+/)[0]?.split("/").pop() ?? "";
-  return /^run-(.+)-vm$/.exec(base)?.[1] ?? "machine";
+  return /^run-(.+)-(?:vm|nspawn)$/.exec(base)?.[1] ?? "machine";
 }
 
 /** nixpkgs' `pythonize_name`: `machine-a` → `machine_a`, `1st` → `_st`. */

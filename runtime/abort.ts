@@ -29,20 +29,40 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   }
 }
 
+/**
+ * The runtime's one abort-listener idiom: calls `fn` with the signal's reason
+ * when it aborts — in a microtask if it already has, so a promise executor
+ * that calls this first and sets up its waiter next still sees `fn` last.
+ * Returns the function that stops listening (call it when the work is done).
+ */
+export function onAbort(signal: AbortSignal | undefined, fn: (reason: Error) => void): () => void {
+  if (signal === undefined) return () => undefined;
+  let active = true;
+  const listener = (): void => {
+    if (active) fn(abortReason(signal));
+    active = false;
+  };
+  if (signal.aborted) queueMicrotask(listener);
+  else signal.addEventListener("abort", listener, { once: true });
+  return () => {
+    active = false;
+    signal.removeEventListener("abort", listener);
+  };
+}
+
 /** Resolves or rejects with `promise`, or rejects with the signal's reason first. */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise;
   if (signal.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(abortReason(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
+    const stop = onAbort(signal, reject);
     promise.then(
       (value) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         reject(error);
       },
     );

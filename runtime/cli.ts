@@ -26,6 +26,7 @@ const EXIT_USAGE = 2;
 interface Flags {
   config?: string;
   startScripts?: string[];
+  containerStartScripts?: string[];
   vlans?: string[];
   globalTimeout?: string;
   keepVmState?: boolean;
@@ -45,6 +46,7 @@ function program(): Command {
     .argument("[testScript]", "the test script (an ES module); env: testScript")
     .addOption(new Option("-c, --config <file>", "driver configuration JSON, as nixpkgs writes it"))
     .addOption(new Option("--start-scripts <scripts...>", "run-<name>-vm start scripts").env("startScripts"))
+    .addOption(new Option("--container-start-scripts <scripts...>", "run-<name>-nspawn start scripts (systemd-nspawn containers)").env("containerStartScripts"))
     .addOption(new Option("--vlans <vlans...>", "vlan numbers to create switches for").env("vlans"))
     .addOption(new Option("--global-timeout <seconds>", `time limit for the whole test (default ${DEFAULT_GLOBAL_TIMEOUT})`).env("globalTimeout"))
     .addOption(new Option("-K, --keep-vm-state", "reuse the VMs' state directories (disk images) instead of resetting them"))
@@ -70,8 +72,10 @@ function reclaimTestScript(script: string | undefined, flags: Flags): string | u
   if (script !== undefined) return script;
   const lastVlan = flags.vlans?.at(-1);
   if (lastVlan !== undefined && !/^\s*\d+(\s+\d+)*\s*$/.test(lastVlan)) return flags.vlans?.pop();
-  const lastScript = flags.startScripts?.at(-1);
-  if (lastScript !== undefined && /\.(m?js|m?ts)$/.test(lastScript)) return flags.startScripts?.pop();
+  for (const list of [flags.startScripts, flags.containerStartScripts]) {
+    const lastScript = list?.at(-1);
+    if (lastScript !== undefined && /\.(m?js|m?ts)$/.test(lastScript)) return list?.pop();
+  }
   return undefined;
 }
 
@@ -84,11 +88,15 @@ async function resolveConfiguration(positional: string | undefined, flags: Flags
     for (const warning of config.warnings) warn(warning);
   } else {
     const scripts = splitEnvList(flags.startScripts);
-    if (scripts.length === 0) {
-      throw new ConfigError("no machines: pass --config <driver-configuration.json> or --start-scripts <run-NAME-vm ...> (or set startScripts)");
+    const containerScripts = splitEnvList(flags.containerStartScripts);
+    if (scripts.length === 0 && containerScripts.length === 0) {
+      throw new ConfigError(
+        "no machines: pass --config <driver-configuration.json>, --start-scripts <run-NAME-vm ...> or --container-start-scripts <run-NAME-nspawn ...> (or set startScripts)",
+      );
     }
     config = {
       vms: scripts.map((s) => ({ name: machineNameFromStartScript(s), startScript: s })),
+      containers: containerScripts.map((s) => ({ name: machineNameFromStartScript(s), startScript: s })),
       vlans: splitEnvList(flags.vlans).map((v) => parseVlan(v)),
       globalTimeout: DEFAULT_GLOBAL_TIMEOUT,
       testScript: "",
@@ -105,7 +113,7 @@ async function resolveConfiguration(positional: string | undefined, flags: Flags
   if (testScript === "") throw new ConfigError("no test script: pass its path as an argument (or set testScript, or test_script in --config)");
   config.testScript = testScript;
   const names = new Set<string>();
-  for (const vm of config.vms) {
+  for (const vm of [...config.vms, ...config.containers]) {
     // QEMU runs in the VM's state directory, so a relative path would point elsewhere.
     if (!/\s/.test(vm.startScript.trim())) vm.startScript = resolve(vm.startScript.trim());
     if (names.has(vm.name)) throw new ConfigError(`two start scripts are for a machine named ${JSON.stringify(vm.name)}`);
@@ -113,7 +121,7 @@ async function resolveConfiguration(positional: string | undefined, flags: Flags
     checkExecutable(vm.startScript, `start script of machine ${vm.name}`);
   }
   checkReadable(config.testScript, "test script");
-  checkHostTools(config.vms, config.vlans);
+  checkHostTools(config.vms, config.vlans, config.containers);
   return config;
 }
 
@@ -221,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
     };
     driver = new Driver({
       vms: config.vms,
+      containers: config.containers,
       vlans: config.vlans,
       globalTimeout: config.globalTimeout,
       outDir,
@@ -277,7 +286,7 @@ function replBanner(driver: Driver): string {
   return [
     "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests, testScript.",
     "Top-level await works (await machine.succeed(\"uname -a\")); TypeScript annotations are accepted.",
-    ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every VM.",
+    ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every machine.",
   ].join("\n");
 }
 

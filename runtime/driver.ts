@@ -11,13 +11,15 @@ import { abortable } from "./abort.js";
 import { attachLocation, captureCallSite } from "./callsite.js";
 import { MachineError, TestAbortedError, TimeoutError } from "./errors.js";
 import type { Logger } from "./log/logger.js";
-import { Machine } from "./machine/index.js";
+import { Machine, machineBackend } from "./machine/index.js";
 import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
 import { retry as retryImpl, type RetryOptions } from "./polling.js";
 import { VLan } from "./vlan.js";
 
 export interface DriverOptions {
   vms: VmConfiguration[];
+  /** systemd-nspawn containers (`run-<name>-nspawn` start scripts). */
+  containers?: VmConfiguration[];
   vlans: number[];
   /** Seconds for the whole test (nixpkgs' `globalTimeout`, default 3600). */
   globalTimeout: number;
@@ -72,6 +74,8 @@ export class Driver {
   readonly offered = new WeakSet<object>();
   private readonly began = performance.now();
   private readonly vlanNumbers: number[];
+  /** Containers join the vlans through a tap on each switch (see VLan). */
+  private readonly hasContainers: boolean;
   /** The start scripts' extra environment; `setUp()` adds the vlan sockets. */
   private readonly env: Record<string, string>;
 
@@ -93,7 +97,10 @@ export class Driver {
     const sharedDir = join(this.stateRoot, "shared-xchg");
     mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
     const machines: Record<string, Machine> = {};
-    for (const vm of [...options.vms].sort((a, b) => a.name.localeCompare(b.name))) {
+    const all = [...options.vms.map((m) => ({ ...m, container: false })), ...(options.containers ?? []).map((m) => ({ ...m, container: true }))];
+    this.hasContainers = all.some((m) => m.container);
+    for (const vm of all.sort((a, b) => a.name.localeCompare(b.name))) {
+      if (vm.name in machines) throw new MachineError(vm.name, "two machines have this name; names must be unique across VMs and containers");
       machines[vm.name] = new Machine({
         name: vm.name,
         startScript: vm.startScript,
@@ -109,16 +116,16 @@ export class Driver {
         onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
         ...(options.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: options.shellReadDelayMs }),
         ...(options.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
-      });
+      }, machineBackend(vm.container ? "container" : "vm"));
     }
     this.machines = machines;
     if (!options.keepVmState) this.logger.log("Machine state will be reset. To keep it, pass --keep-vm-state");
   }
 
-  /** Starts the vlans' switches (before any VM, whose start script needs their sockets). */
+  /** Starts the vlans' switches (before any machine, whose start script needs their sockets, or their bridges). */
   async setUp(): Promise<void> {
     for (const nr of this.vlanNumbers) {
-      const vlan = await VLan.start(nr, this.stateRoot, this.logger);
+      const vlan = await VLan.start(nr, this.stateRoot, this.logger, { tap: this.hasContainers });
       this.vlans[nr] = vlan;
       this.env[`QEMU_VDE_SOCKET_${nr}`] = vlan.socket;
     }
@@ -163,7 +170,7 @@ export class Driver {
 
   /** Starts every machine in parallel; returns once all QEMUs run (not when they have booted). */
   async startAll(): Promise<void> {
-    await this.logger.nested("start all VMs", {}, async () => {
+    await this.logger.nested("start all machines", {}, async () => {
       const results = await Promise.allSettled(Object.values(this.machines).map((m) => m.start()));
       const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
       if (failed.length === 1) throw failed[0];
@@ -175,7 +182,7 @@ export class Driver {
 
   /** Waits until every machine has shut down. */
   async joinAll(): Promise<void> {
-    await this.logger.nested("wait for all VMs to finish", {}, async () => {
+    await this.logger.nested("wait for all machines to finish", {}, async () => {
       await Promise.all(Object.values(this.machines).map((m) => m.waitForShutdown({ timeout: null })));
     });
   }
@@ -275,7 +282,7 @@ export class Driver {
     );
   }
 
-  /** Ends every VM and removes what the run created; never throws. */
+  /** Ends every machine and removes what the run created; never throws. */
   async cleanup(): Promise<void> {
     clearTimeout(this.timer);
     this.abort(new MachineError("driver", "the test has ended"));

@@ -4,7 +4,7 @@
  */
 export { Driver, type DriverOptions, type SubtestResult } from "./driver.js";
 export { VLan } from "./vlan.js";
-export { Machine } from "./machine/index.js";
+export { Machine, type ContainerMachine, type MachineKind } from "./machine/index.js";
 export type {
   CommandOptions,
   ExecuteOptions,

@@ -24,7 +24,12 @@ const QEMU = /(?:^|[\s"'=])((?:\/[^\s"'$]*\/)?(qemu-system-[A-Za-z0-9_]+|qemu-kv
  * what to install. A start script is a shell script; the QEMU it runs is
  * found by reading it (nixpkgs' scripts name it by store path, ours by name).
  */
-export function checkHostTools(startScripts: ReadonlyArray<{ name: string; startScript: string }>, vlans: readonly number[]): void {
+export function checkHostTools(
+  startScripts: ReadonlyArray<{ name: string; startScript: string }>,
+  vlans: readonly number[],
+  containers: ReadonlyArray<{ name: string; startScript: string }> = [],
+): void {
+  if (containers.length > 0) checkContainerTools(containers.map((c) => c.name), vlans);
   if (vlans.length > 0 && which("vde_switch") === undefined) {
     throw new ConfigError(
       `vlans ${vlans.join(", ")} need vde_switch, which is not on PATH: install vde2 (Debian: apt-get install vde2; Nix: pkgs.vde2)`,
@@ -67,5 +72,25 @@ function exists(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Containers need root and three tools: systemd-nspawn (their start scripts
+ * run it), nsenter (every command) and, on a vlan, vde_plug2tap (the vlan's
+ * tap on the bridge the containers' veths join, so VMs and containers meet).
+ */
+export function checkContainerTools(names: readonly string[], vlans: readonly number[], euid = process.geteuid?.() ?? 0): void {
+  const what = `container${names.length > 1 ? "s" : ""} ${names.join(", ")}`;
+  if (euid !== 0) {
+    throw new ConfigError(`${what}: systemd-nspawn containers need root; run the driver as root (in a Nix build: the sandbox's root, or sudo)`);
+  }
+  const tools: Array<[string, string]> = [
+    ["systemd-nspawn", "systemd-container (Debian: apt-get install systemd-container; Nix: pkgs.systemd)"],
+    ["nsenter", "util-linux (Debian: apt-get install util-linux; Nix: pkgs.util-linux)"],
+    ...(vlans.length > 0 ? [["vde_plug2tap", "vde2 (Debian: apt-get install vde2; Nix: pkgs.vde2)"] as [string, string]] : []),
+  ];
+  for (const [tool, pkg] of tools) {
+    if (which(tool) === undefined) throw new ConfigError(`${what}: ${tool} is not on PATH: install ${pkg}`);
   }
 }

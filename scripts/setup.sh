@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates tesseract-ocr tesseract-ocr-eng imagemagick chromium)
 packages+=(mmdebstrap e2fsprogs xz-utils binutils) # test/guests/systemd
+packages+=(systemd-container util-linux) # containers: systemd-nspawn, nsenter (vde2's vde_plug2tap: above)
 packages+=(nix-bin) # test/nix: real nix builds (Debian's nix 2.8; flakes with --extra-experimental-features)
 missing=()
 for p in "${packages[@]}"; do
@@ -29,4 +30,6 @@ npm ci --no-audit --no-fund
 npm run build
 bash test/guests/tiny/build.sh >/dev/null
 bash test/guests/systemd/build.sh >/dev/null
+# The container guest holds root-owned files, and containers need root to run anyway.
+if [[ $(id -u) -eq 0 ]]; then bash test/guests/container/build.sh >/dev/null; else echo "setup: skipped the container guest (build it as root: bash test/guests/container/build.sh)" >&2; fi
 echo "setup: ready" >&2

@@ -1,4 +1,4 @@
-import { abortReason } from "../abort.js";
+import { onAbort } from "../abort.js";
 
 /** Lines kept for `getConsoleLog` and crash reports; the XML log keeps everything. */
 const MAX_LINES = 100_000;
@@ -62,19 +62,18 @@ export class ConsoleLog {
         }
         return false;
       };
-      const onAbort = (): void => {
-        done();
-        reject(abortReason(signal));
-      };
       const onLine = (): void => void check();
+      let stop = (): void => undefined;
       const done = (): void => {
         this.listeners.delete(onLine);
-        signal.removeEventListener("abort", onAbort);
+        stop();
       };
       if (check()) return;
-      if (signal.aborted) return onAbort();
       this.listeners.add(onLine);
-      signal.addEventListener("abort", onAbort, { once: true });
+      stop = onAbort(signal, (reason) => {
+        done();
+        reject(reason);
+      });
     });
   }
 }

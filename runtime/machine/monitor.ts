@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { abortReason } from "../abort.js";
+import { onAbort } from "../abort.js";
 import { SerialQueue } from "../queue.js";
 
 const PROMPT = "(qemu) ";
@@ -42,18 +42,17 @@ export class Monitor {
   private nextPrompt(signal?: AbortSignal): Promise<string> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise<string>((resolve, reject) => {
-      const onAbort = (): void => {
+      const stop = onAbort(signal, (reason) => {
         this.waiter = undefined;
-        reject(abortReason(signal as AbortSignal));
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
+        reject(reason);
+      });
       this.waiter = {
         resolve: (t) => {
-          signal?.removeEventListener("abort", onAbort);
+          stop();
           resolve(t);
         },
         reject: (e) => {
-          signal?.removeEventListener("abort", onAbort);
+          stop();
           reject(e);
         },
       };

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { connect, type Socket } from "node:net";
-import { abortReason } from "../abort.js";
+import { onAbort } from "../abort.js";
 
 export interface QmpEvent {
   event: string;
@@ -62,19 +62,18 @@ export class QmpClient {
     const id = `ntt-${this.nextId++}`;
     const message = JSON.stringify(args === undefined ? { execute: command, id } : { execute: command, arguments: args, id });
     return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => {
+      const stop = onAbort(signal, (reason) => {
         this.waiting.delete(id);
-        reject(abortReason(signal as AbortSignal));
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
+        reject(reason);
+      });
       this.waiting.set(id, {
         command,
         resolve: (v) => {
-          signal?.removeEventListener("abort", onAbort);
+          stop();
           resolve(v as T);
         },
         reject: (e) => {
-          signal?.removeEventListener("abort", onAbort);
+          stop();
           reject(e);
         },
       });
@@ -89,7 +88,7 @@ export class QmpClient {
       const cleanup = (): void => {
         this.events.off("event", onEvent);
         this.events.off("closed", onClosed);
-        signal?.removeEventListener("abort", onAbort);
+        stop();
       };
       const onEvent = (event: QmpEvent): void => {
         if (!filter(event)) return;
@@ -100,14 +99,12 @@ export class QmpClient {
         cleanup();
         reject(error);
       };
-      const onAbort = (): void => {
-        cleanup();
-        reject(abortReason(signal as AbortSignal));
-      };
-      if (signal?.aborted) return onAbort();
       this.events.on("event", onEvent);
       this.events.on("closed", onClosed);
-      signal?.addEventListener("abort", onAbort, { once: true });
+      const stop = onAbort(signal, (reason) => {
+        cleanup();
+        reject(reason);
+      });
     });
   }
 
@@ -119,11 +116,10 @@ export class QmpClient {
 
   private greeting(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => reject(abortReason(signal as AbortSignal));
-      signal?.addEventListener("abort", onAbort, { once: true });
+      const stop = onAbort(signal, reject);
       this.greetingWaiter = {
         resolve: () => {
-          signal?.removeEventListener("abort", onAbort);
+          stop();
           resolve();
         },
         reject,

@@ -281,3 +281,20 @@ test("a node named like a reserved word is there as name_, its machine keeps its
   const js = readFileSync(join(r.dir.out, "test.generated.js"), "utf8");
   assert.match(js, /export const default_ = getMachine\("default"\)/);
 });
+
+test("a container node has no VM-only methods: db.screenshot() fails the check at the user's line", async () => {
+  const manifest = {
+    name: "vm-and-container",
+    vlans: [1],
+    nodes: {
+      server: { vlans: [1], units: ["multi-user.target"], ports: { tcp: [22], udp: [] } },
+      db: { kind: "container", vlans: [1], units: ["multi-user.target", "postgresql.service"], ports: { tcp: [5432], udp: [] } },
+    },
+  };
+  const ok = ['await db.waitForUnit("postgresql.service");', "await db.waitForOpenPort(5432);", 'await db.succeed("true");', 'await server.screenshot("s");'];
+  assert.equal((await checkScript(manifest, ok)).printed, "");
+  const r = await checkScript(manifest, ['await db.succeed("true");', 'await db.screenshot("shot");', 'await db.sendKey("ret");']);
+  assertFinding(r.printed, 2, 10, "error", "TS2339", /Property 'screenshot' does not exist on type 'DbMachine'/);
+  assertFinding(r.printed, 3, 10, "error", "TS2339", /Property 'sendKey' does not exist/);
+  assert.equal(r.errors, 2);
+});

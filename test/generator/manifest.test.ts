@@ -90,3 +90,10 @@ test("a node named like a reserved word or a script symbol gets a safe identifie
   }
   rejects(manifest({ "a-b": node(), a_b: node() }), "nodes.a_b", /nodes "a-b" and "a_b" both become the identifier a_b/);
 });
+
+test("kind: nodes are VMs unless the manifest says container; anything else is named", () => {
+  const base = { name: "k", vlans: [], nodes: { a: { vlans: [], units: [], ports: { tcp: [], udp: [] } }, b: { kind: "container", vlans: [], units: [], ports: { tcp: [], udp: [] } } } };
+  const m = parseManifest(base, "manifest.json");
+  assert.deepEqual(m.nodes.map((n) => [n.name, n.kind]), [["a", "vm"], ["b", "container"]]);
+  assert.throws(() => parseManifest({ ...base, nodes: { c: { kind: "lxc", vlans: [], units: [], ports: { tcp: [], udp: [] } } } }, "manifest.json"), /nodes\.c\.kind.*"vm" or "container"/s);
+});

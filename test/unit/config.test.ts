@@ -46,6 +46,7 @@ function rejects(json: unknown, field: string | undefined, ...patterns: RegExp[]
 test("a valid nixpkgs-shaped configuration becomes the runtime's own terms", () => {
   assert.deepEqual(parseDriverConfiguration(valid(), SOURCE), {
     vms: [{ name: "machine1", startScript: "/nix/store/x/bin/run-machine1-vm" }],
+    containers: [],
     vlans: [1, 2],
     globalTimeout: 3600,
     testScript: "/x",
@@ -63,6 +64,7 @@ test("optional fields: vlans default to none, global_timeout to 3600, name to th
   );
   assert.equal(DEFAULT_GLOBAL_TIMEOUT, 3600);
   assert.deepEqual(c, {
+    containers: [],
     vms: [
       { name: "a", startScript: "/s/run-a-vm" },
       { name: "bee", startScript: "/s/run-b-vm" },
@@ -189,12 +191,15 @@ test("a key equal to another VM's explicit name also collides", () => {
   assert.throws(() => parseDriverConfiguration(json, SOURCE), (e: unknown) => e instanceof ConfigError && /"a"/.test(e.message));
 });
 
-test("non-empty containers: a clear 'not supported' error", () => {
-  rejects(
-    { ...valid(), containers: { c1: { name: "c1", start_script: "/s/run-c1-container" } } },
-    "containers",
-    /containers are not supported/,
-  );
+test("containers are parsed like vms; names are unique across both", () => {
+  const c = parseDriverConfiguration({ ...valid(), containers: { c1: { name: "db", start_script: "/s/run-db-nspawn" }, c2: { start_script: "/s/run-c2-nspawn" } } }, SOURCE);
+  assert.deepEqual(c.containers, [
+    { name: "db", startScript: "/s/run-db-nspawn" },
+    { name: "c2", startScript: "/s/run-c2-nspawn" },
+  ]);
+  rejects({ ...valid(), containers: { x: { name: "machine1", start_script: "/s/run-x-nspawn" } } }, `containers.x.name`, /unique across vms and containers/);
+  const extra = parseDriverConfiguration({ ...valid(), containers: { c1: { name: "c1", start_script: "/s/r", extra: 1 } } }, SOURCE);
+  assert.match(extra.warnings.join("\n"), /unknown field containers\.c1\.extra ignored/);
   rejects({ ...valid(), containers: [] }, "containers", /must be an object, got \[\]/);
 });
 
@@ -217,6 +222,7 @@ test("readDriverConfiguration reads and validates a file", async () => {
   await writeFile(path, JSON.stringify(valid()));
   assert.deepEqual(await readDriverConfiguration(path), {
     vms: [{ name: "machine1", startScript: "/nix/store/x/bin/run-machine1-vm" }],
+    containers: [],
     vlans: [1, 2],
     globalTimeout: 3600,
     testScript: "/x",
