@@ -367,7 +367,8 @@ export class MachineCore {
   private async launch(options: StartOptions): Promise<Running> {
     if (this.config.signal.aborted) throw abortReason(this.config.signal);
     this.allowReboot = options.allowReboot ?? false;
-    this.console.reset();
+    // Every line since this start goes to a file too: getConsoleLog() is complete, memory stays bounded.
+    this.console.reset(join(this.stateDir, "console.txt"));
     const sockets = socketPaths(this.stateDir);
     const monitorListener = await Listener.listen(sockets.monitor);
     const shellListener = await Listener.listen(sockets.shell);
