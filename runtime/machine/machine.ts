@@ -78,6 +78,8 @@ export class MachineCore {
   private connecting: Promise<void> | undefined;
   private crashed: MachineCrashedError | undefined;
   private allowReboot = false;
+  /** performance.now() of the last QEMU start, for the boot span. */
+  private launchedAt = 0;
 
   constructor(config: MachineConfig) {
     this.config = config;
@@ -352,6 +354,8 @@ export class MachineCore {
         }
       }
     });
+    // The report's timeline shows the boot as start → shell.
+    this.logger.span({ machine: this.name, label: "boot", kind: "boot", start: this.launchedAt, end: performance.now() });
     this.log(`connected to guest root shell (connecting took ${((performance.now() - began) / 1000).toFixed(2)} seconds)`);
   }
 
@@ -367,6 +371,7 @@ export class MachineCore {
   private async launch(options: StartOptions): Promise<Running> {
     if (this.config.signal.aborted) throw abortReason(this.config.signal);
     this.allowReboot = options.allowReboot ?? false;
+    this.launchedAt = performance.now();
     // Every line since this start goes to a file too: getConsoleLog() is complete, memory stays bounded.
     this.console.reset(join(this.stateDir, "console.txt"));
     const sockets = socketPaths(this.stateDir);
