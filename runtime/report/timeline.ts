@@ -74,12 +74,14 @@ export function slowestSection(spans: readonly Span[]): string {
 export const TIMELINE_STYLE = `
 .tl{position:relative;margin:1em 0;font-size:12px}
 .tl .lane{display:grid;grid-template-columns:8em 1fr;align-items:center;height:1.8em;border-bottom:1px solid #eee}
+.tl .lane[data-machine]{height:2.6em}
 .tl .lane-name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-weight:600}
 .tl .track{position:relative;height:100%}
 .tl .axis{height:1.4em;color:#777}.tl .tick{position:absolute;top:0;border-left:1px solid #ccc;padding-left:2px;white-space:nowrap}
 .tl .span,.tl .band{position:absolute;top:15%;height:70%;min-width:2px;overflow:hidden;white-space:nowrap;box-sizing:border-box;border-radius:2px}
 .tl .span span,.tl .band span{padding:0 3px;font-size:11px;line-height:1.5}
-.tl .boot{background:#8c959f;color:#fff}.tl .cmd{background:#54aeff;border-right:1px solid #fff}.tl .cmd.fail{background:#cf222e;color:#fff}
+.tl .lane[data-machine] .cmd{top:6%;height:54%}
+.tl .boot{background:#8c959f;color:#fff;top:64%;height:32%;z-index:1}.tl .boot span{font-size:10px;line-height:1.1;display:block}.tl .cmd{background:#54aeff;border-right:1px solid #fff}.tl .cmd.fail{background:#cf222e;color:#fff}
 .tl .subtests .band{background:#dafbe1;border:1px solid #2da44e}.tl .subtests .band.fail{background:#ffebe9;border-color:#cf222e}
 .tl .bands{position:absolute;left:8em;right:0;top:0;bottom:0;pointer-events:none}
 .tl .bands .band{top:0;height:100%;background:rgba(45,164,78,.06);border-left:1px dashed #2da44e;border-right:1px dashed #2da44e;border-radius:0}
