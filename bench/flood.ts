@@ -7,6 +7,7 @@
 //
 //   npm run bench:flood            (60 s)
 //   node dist/bench/flood.js [seconds]
+//   FLOOD_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node dist/bench/flood.js 20   (profile the driver)
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -17,6 +18,8 @@ import { buildGuest, writeStartScripts } from "../test/guests/start-scripts.js";
 import { CLI } from "../test/e2e/harness.js";
 
 const seconds = Number(process.argv[2] ?? 60);
+/** FLOOD_IDLE=1: the same run without the flood, for the driver's own baseline. */
+const idle = process.env.FLOOD_IDLE === "1";
 const LINE = "flood: the quick brown fox jumps over the lazy dog 0123456789";
 const TICKS = 100; // USER_HZ on Linux
 
@@ -56,17 +59,23 @@ try {
     [
       'await machine.succeed("true");',
       'log("flood: begins");',
-      `await machine.succeed(${JSON.stringify(`timeout ${seconds} yes '${LINE}' > /dev/ttyS0; true`)}, { timeout: ${seconds + 120} });`,
+      // In the background, as a chatty service would; the script just waits.
+      `await machine.succeed(${JSON.stringify(`(${idle ? "sleep 100000" : `yes '${LINE}'`} > /dev/ttyS0 2>/dev/null </dev/null & echo $! > /tmp/flood.pid)`)});`,
+      `await machine.sleep(${seconds});`,
+      'await machine.succeed("kill $(cat /tmp/flood.pid)");',
       'log("flood: ends");',
     ].join("\n"),
   );
   const loadBefore = await loadAverage();
-  const child = spawn(process.execPath, [CLI, "--start-scripts", scripts.machine as string, "-o", outDir, script], {
+  const nodeFlags = process.env.FLOOD_NODE_FLAGS?.split(" ").filter((f) => f !== "") ?? [];
+  const child = spawn(process.execPath, [...nodeFlags, CLI, "--start-scripts", scripts.machine as string, "-o", outDir, script], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: "1" },
     stdio: ["ignore", "ignore", "pipe"],
   });
   const pid = child.pid as number;
+  // Stopped by a signal: the driver stops its VM on SIGTERM.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => child.kill("SIGTERM"));
   let began: { cpu: number; at: number } | undefined;
   let ended: { cpu: number; at: number } | undefined;
   let peak = 0;
@@ -99,7 +108,8 @@ try {
   const cpu = ended.cpu - began.cpu;
   const xmlMB = (await stat(join(outDir, "log.xml"))).size / 1e6;
   const reportMB = (await stat(join(outDir, "report.html"))).size / 1e6;
-  const perLine = (cpu / lines) * 1e6;
+  const perLine = (cpu / Math.max(lines, 1)) * 1e6;
+  if (idle) console.log(`IDLE baseline (no flood): driver CPU ${cpu.toFixed(2)} s over ${wall.toFixed(1)} s, peak RSS ${peak.toFixed(0)} MB`);
   console.log(`serial flood, ${seconds} s on the tiny guest (TCG), the driver CLI measured from outside:`);
   console.log(`  lines in the XML log   ${lines}  (${Math.round(lines / wall)} lines/s over ${wall.toFixed(1)} s)`);
   console.log(`  driver CPU             ${cpu.toFixed(2)} s  (${perLine.toFixed(1)} µs per line, ${((100 * cpu) / wall).toFixed(0)}% of a core)`);
