@@ -128,7 +128,7 @@ function consolePipe(dir: string): { readFd: number; writeFd: number } | undefin
 
 const MAX_LINE_CHARS = 1 << 20;
 /** After a chunk, the console rests this long, so a burst is read in a few large chunks. */
-const BATCH_MS = 5;
+const BATCH_MS = 20;
 
 /**
  * Splits QEMU's output into lines. QEMU writes the serial console a few
