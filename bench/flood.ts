@@ -79,6 +79,9 @@ try {
   let began: { cpu: number; at: number } | undefined;
   let ended: { cpu: number; at: number } | undefined;
   let peak = 0;
+  /** The start script's pid: it execs QEMU, whose CPU shows whether the guest or the driver was the limit. */
+  let qemuPid: number | undefined;
+  let qemuCpu = NaN;
   let tail = "";
   // VmHWM only grows; sample it while the driver lives (the last sample before its exit is the peak).
   const sampler = setInterval(() => {
@@ -88,13 +91,16 @@ try {
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (chunk: string) => {
     tail = (tail + chunk).slice(-4000);
+    qemuPid ??= Number(/QEMU running \(pid (\d+)\)/.exec(tail)?.[1] ?? NaN) || undefined;
     if (began === undefined && tail.includes("flood: begins")) {
       const at = performance.now();
       void cpuSeconds(pid).then((cpu) => (began = { cpu, at }));
+      if (qemuPid !== undefined) void cpuSeconds(qemuPid).then((cpu) => (qemuCpu = -cpu), () => undefined);
     }
     if (ended === undefined && tail.includes("flood: ends")) {
       const at = performance.now();
       void cpuSeconds(pid).then((cpu) => (ended = { cpu, at }));
+      if (qemuPid !== undefined) void cpuSeconds(qemuPid).then((cpu) => (qemuCpu += cpu), () => undefined);
       void peakRssMB(pid).then((mb) => (peak = Math.max(peak, mb)), () => undefined);
     }
   });
@@ -113,6 +119,7 @@ try {
   console.log(`serial flood, ${seconds} s on the tiny guest (TCG), the driver CLI measured from outside:`);
   console.log(`  lines in the XML log   ${lines}  (${Math.round(lines / wall)} lines/s over ${wall.toFixed(1)} s)`);
   console.log(`  driver CPU             ${cpu.toFixed(2)} s  (${perLine.toFixed(1)} µs per line, ${((100 * cpu) / wall).toFixed(0)}% of a core)`);
+  console.log(`  QEMU CPU (the guest)    ${qemuCpu.toFixed(2)} s  (${((100 * qemuCpu) / wall).toFixed(0)}% of a core: the guest's share of a busy machine bounds the lines/s)`);
   console.log(`  driver peak RSS        ${peak.toFixed(0)} MB (VmHWM)`);
   console.log(`  log.xml / report.html  ${xmlMB.toFixed(1)} MB / ${reportMB.toFixed(2)} MB`);
   console.log(`  load average           before ${loadBefore}, after ${await loadAverage()} (${(await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length} CPUs)`);

@@ -4,7 +4,7 @@ import type { LogAttrs, LogFrame, LogLevel, LogSink } from "./logger.js";
 /** How long new log lines may wait before they reach the file. */
 const FLUSH_DELAY_MS = 250;
 /** Pending text beyond this is written at once, so memory stays bounded during a flood. */
-const FLUSH_BYTES = 1 << 20;
+const FLUSH_BYTES = 256 << 10;
 const LOGFILE_END = "</logfile>\n";
 
 /**

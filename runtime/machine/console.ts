@@ -2,7 +2,7 @@ import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { abortReason } from "../abort.js";
 
 /** Console text kept in memory for `tail()`, crash reports and waits; the rest is in the console file. */
-const MAX_MEMORY_CHARS = 4 << 20;
+const MAX_MEMORY_CHARS = 1 << 20;
 /** Console text buffered before it is appended to the console file. */
 const FILE_BUFFER_CHARS = 64 << 10;
 /**
