@@ -92,7 +92,7 @@ class FileWriter {
   write(text: string): void {
     this.pending.push(text);
     this.chars += text.length;
-    if (this.chars >= CHUNK_BYTES) this.flush();
+    if (this.chars >= PIECE_BYTES) this.flush();
   }
 
   flush(): void {
@@ -115,22 +115,45 @@ function jsString(text: string): string {
   return JSON.stringify(text).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
 }
 
-/** Calls `each(index, text)` for the console file cut into chunks of whole lines, read a chunk at a time. */
-function forEachChunk(path: string, each: (index: number, text: string) => void): number {
+/** Read and converted this much at a time: the garbage of writing a report stays small whatever the console's size. */
+const PIECE_BYTES = 256 << 10;
+
+/**
+ * Cuts the console file into chunks of whole lines of about CHUNK_BYTES and
+ * hands each to `open(index)` as a JavaScript expression written piece by
+ * piece (`"…"+"…"`), reading PIECE_BYTES at a time. Returns how many chunks.
+ */
+function writeChunks(path: string, open: (index: number) => { write(text: string): void; end(): void }): number {
   const fd = openSync(path, "r");
   try {
     const decoder = new StringDecoder("utf8");
-    const buffer = Buffer.alloc(CHUNK_BYTES);
+    const buffer = Buffer.alloc(PIECE_BYTES);
     let carry = "";
     let index = 0;
+    let current: { write(text: string): void; end(): void } | undefined;
+    let size = 0;
     for (;;) {
-      const n = readSync(fd, buffer, 0, CHUNK_BYTES, null);
+      const n = readSync(fd, buffer, 0, PIECE_BYTES, null);
       const text = carry + (n === 0 ? decoder.end() : decoder.write(buffer.subarray(0, n)));
       const cut = n === 0 ? text.length : text.lastIndexOf("\n") + 1;
-      if (cut > 0) each(index++, text.slice(0, cut));
+      if (cut > 0) {
+        if (current === undefined) {
+          current = open(index++);
+          size = 0;
+        } else {
+          current.write("+");
+        }
+        current.write(jsString(text.slice(0, cut)));
+        size += cut;
+        if (size >= CHUNK_BYTES) {
+          current.end();
+          current = undefined;
+        }
+      }
       carry = text.slice(cut);
       if (n === 0) break;
     }
+    current?.end();
     return index;
   } finally {
     closeSync(fd);
@@ -157,16 +180,22 @@ function writeSerialSection(out: FileWriter, record: RecordSink, reportDir: stri
       link = ` <a href="${esc(file)}">${esc(file)}</a>`;
       const name = jsString(c.machine);
       if (statSync(c.path).size <= MAX_INLINE_CONSOLE_BYTES) {
-        chunks = forEachChunk(c.path, (i, text) => out.write(`<script>serialChunk(${name},${i},${jsString(text)});</script>\n`));
+        chunks = writeChunks(c.path, (i) => {
+          out.write(`<script>serialChunk(${name},${i},`);
+          return { write: (t) => out.write(t), end: () => out.write(");</script>\n") };
+        });
       } else {
         src = file.replace(/\.txt$/, "");
-        chunks = forEachChunk(c.path, (i, text) => {
+        chunks = writeChunks(c.path, (i) => {
           const script = new FileWriter(join(reportDir, `${src}.${i}.js`));
-          try {
-            script.write(`serialChunk(${name},${i},${jsString(text)});\n`);
-          } finally {
-            script.close();
-          }
+          script.write(`serialChunk(${name},${i},`);
+          return {
+            write: (t) => script.write(t),
+            end: () => {
+              script.write(");\n");
+              script.close();
+            },
+          };
         });
       }
     }
