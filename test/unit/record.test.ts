@@ -85,3 +85,35 @@ test("many spans: memory is bounded, the longest are kept (the slowest table sta
   assert.ok(record.spansDropped >= 30_000);
   assert.equal(Math.max(...record.spans.map((s) => s.seconds)), 49.999);
 });
+
+test("report.html: a small console is embedded as chunk scripts that give back every line; a large one is in chunk files", async () => {
+  const { writeHtmlReport } = await import("../../runtime/report/html.js");
+  const { runInNewContext } = await import("node:vm");
+  const { readdirSync } = await import("node:fs");
+  for (const [name, count] of [["small", 2_000], ["large", 100_000]] as const) {
+    const out = mkdtempSync(join(dir, `${name}-`));
+    const record = new RecordSink(out);
+    const logger = new Logger([record]);
+    for (let i = 0; i < count; i++) logger.serial("m", `line ${i} </script> "q" \u2028 é`);
+    writeHtmlReport(join(out, "report.html"), { name, duration: 1, error: undefined, cases: [] }, record, out);
+    record.closeFiles();
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    const chunks = Number(/data-chunks="(\d+)"/.exec(html)?.[1]);
+    const sources =
+      name === "small"
+        ? [...html.matchAll(/<script>(serialChunk\([\s\S]*?\);)<\/script>/g)].map((m) => m[1]!)
+        : readdirSync(out)
+            .filter((f) => f.endsWith(".js"))
+            .sort((a, b) => Number(a.split(".")[1]) - Number(b.split(".")[1]))
+            .map((f) => readFileSync(join(out, f), "utf8"));
+    assert.equal(sources.length, chunks, `${name}: one script per chunk`);
+    if (name === "small") assert.equal(chunks, 1);
+    else assert.ok(chunks >= 3, `chunks: ${chunks}`);
+    const got: string[][] = [];
+    for (const source of sources) runInNewContext(source, { serialChunk: (_m: string, i: number, text: string) => (got[i] = text.replace(/\n$/, "").split("\n")) });
+    const lines = got.flat();
+    assert.equal(lines.length, count);
+    assert.match(lines[0]!, /^ +\d+\.\d\d {2}line 0 <\/script> "q" \u2028 é$/);
+    assert.match(lines[count - 1]!, new RegExp(`line ${count - 1} `));
+  }
+});
