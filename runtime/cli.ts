@@ -218,7 +218,7 @@ export async function main(argv: string[]): Promise<number> {
     const outDir = outputDirectory(flags);
     const logFile = process.env.LOGFILE ?? resolve(outDir, "log.xml");
     logger.addSink(new XmlLogSink(logFile));
-    const record = new RecordSink();
+    const record = new RecordSink(outDir);
     logger.addSink(record);
     const testName = flags.testName ?? basename(config.testScript).replace(/\.[^.]+$/, "");
     reports = () => {
@@ -226,6 +226,7 @@ export async function main(argv: string[]): Promise<number> {
       const run = { name: testName, duration, error: failure, cases: collectCases(driver?.subtests ?? [], failure, duration) };
       writeHtmlReport(resolve(outDir, "report.html"), run, record, outDir);
       if (flags.junitXml !== undefined) writeJunit(resolve(outDir, flags.junitXml), run, record);
+      record.closeFiles();
     };
     driver = new Driver({
       vms: config.vms,

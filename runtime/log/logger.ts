@@ -18,11 +18,23 @@ export interface LogFrame {
   readonly start: number;
 }
 
+/** A stretch of a machine's time that is not a `nested` block (its boot: start → shell), for the report's timeline. */
+export interface TimedSpan {
+  machine: string;
+  label: string;
+  kind: "boot";
+  /** performance.now() values. */
+  start: number;
+  end: number;
+}
+
 export interface LogSink {
   line(level: LogLevel, message: string, attrs: LogAttrs, frame: LogFrame | undefined): void;
   serial(machine: string, line: string): void;
   open(frame: LogFrame): void;
   close(frame: LogFrame, seconds: number, error: unknown): void;
+  /** Optional: a span of time to show on the report's timeline. */
+  span?(span: TimedSpan): void;
   /** Makes everything written so far durable (the XML log rewrites its file). */
   flush(): void;
   /** Final flush; must be synchronous, it also runs from process.on("exit"). */
@@ -65,6 +77,11 @@ export class Logger {
 
   serial(machine: string, line: string): void {
     for (const s of this.sinks) s.serial(machine, line);
+  }
+
+  /** Records a span of a machine's time (its boot) for the timeline. */
+  span(span: TimedSpan): void {
+    for (const s of this.sinks) s.span?.(span);
   }
 
   /** Runs `fn` as a timed block: a header now, `(finished: …, in N seconds)` when it settles. */

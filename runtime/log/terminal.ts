@@ -26,6 +26,9 @@ export interface TerminalOptions {
 export class TerminalSink implements LogSink {
   private readonly color: boolean;
   private readonly minLevel: number;
+  private buffered: string[] = [];
+  /** After the end (process exit is near), lines are written at once. */
+  private ended = false;
 
   constructor(
     private readonly out: NodeJS.WritableStream & { isTTY?: boolean },
@@ -61,17 +64,34 @@ export class TerminalSink implements LogSink {
     this.write(error === undefined ? text : this.paint(style.red, text), frame.depth);
   }
 
-  flush(): void {}
+  /** Writes what is buffered. */
+  flush(): void {
+    if (this.buffered.length === 0) return;
+    const text = this.buffered.join("");
+    this.buffered = [];
+    this.out.write(text);
+  }
 
-  end(): void {}
+  end(): void {
+    this.ended = true;
+    this.flush();
+  }
 
   private paint(fn: (t: string) => string, text: string): string {
     return this.color ? fn(text) : text;
   }
 
+  /**
+   * Lines are gathered and written once per turn of the event loop: stderr on
+   * a pipe is a blocking write per call in Node, and a chatty guest sends
+   * thousands of lines per turn.
+   */
   private write(text: string, depth: number): void {
     const indent = "  ".repeat(depth);
-    this.out.write(`${indent}${text.replace(/\n/g, `\n${indent}`)}\n`);
+    this.buffered.push(`${indent}${depth === 0 ? text : text.replace(/\n/g, `\n${indent}`)}\n`);
+    if (this.ended) this.flush();
+    else if (this.buffered.length === 1) setImmediate(() => this.flush());
+    else if (this.buffered.length >= 4096) this.flush();
   }
 }
 

@@ -1,38 +1,79 @@
-import { onAbort } from "../abort.js";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { abortReason } from "../abort.js";
 
-/** Lines kept for `getConsoleLog` and crash reports; the XML log keeps everything. */
-const MAX_LINES = 100_000;
+/** Console text kept in memory for `tail()`, crash reports and waits; the rest is in the console file. */
+const MAX_MEMORY_CHARS = 1 << 20;
+/** Console text buffered before it is appended to the console file. */
+const FILE_BUFFER_CHARS = 64 << 10;
+/**
+ * A failed search is not repeated over old text: the next one starts this far
+ * before the new lines, so a match may span up to this much console text and
+ * a wait costs O(new text), not O(text since the wait began), during a flood.
+ */
+const LOOKBACK_CHARS = 64 << 10;
 
 /**
  * The guest's serial console as lines. `waitForConsoleText` is event-driven:
- * it looks at every line as it arrives, never polls.
+ * it looks at the lines as they arrive, never polls.
+ *
+ * Memory is bounded: the last few MiB are kept in memory; with a file
+ * (`reset(path)`, the machine's state directory), every line since the start
+ * is appended to it too, and `text()` reads it back, so `getConsoleLog()`
+ * still returns the whole console since the last start.
  */
 export class ConsoleLog {
   private lines: string[] = [];
-  /** Index of the first line `waitForConsoleText` has not consumed yet (nixpkgs' `last_lines` queue). */
+  /** Absolute number of lines[0] since the last reset. */
+  private base = 0;
+  private chars = 0;
+  /** Absolute number of the first line `waitForConsoleText` has not consumed yet (nixpkgs' `last_lines` queue). */
   private cursor = 0;
-  private dropped = 0;
   private readonly listeners = new Set<() => void>();
+  private checkQueued = false;
+  private fd: number | undefined;
+  private path: string | undefined;
+  private pending: string[] = [];
+  private pendingChars = 0;
 
   push(line: string): void {
     this.lines.push(line);
-    if (this.lines.length > MAX_LINES) {
-      const cut = this.lines.length - MAX_LINES;
-      this.lines.splice(0, cut);
-      this.dropped += cut;
-      this.cursor = Math.max(0, this.cursor - cut);
+    this.chars += line.length + 1;
+    if (this.chars > MAX_MEMORY_CHARS) this.dropOldest();
+    if (this.fd !== undefined) {
+      this.pending.push(`${line}\n`);
+      this.pendingChars += line.length + 1;
+      if (this.pendingChars >= FILE_BUFFER_CHARS) this.flushFile();
     }
-    for (const l of this.listeners) l();
+    // One check per batch of lines (QEMU's output arrives in chunks of many lines).
+    if (this.listeners.size > 0 && !this.checkQueued) {
+      this.checkQueued = true;
+      queueMicrotask(() => {
+        this.checkQueued = false;
+        for (const l of [...this.listeners]) l();
+      });
+    }
   }
 
-  /** nixpkgs resets the log on each start. */
-  reset(): void {
+  /** nixpkgs resets the log on each start; `path` (optional) receives every line from now on. */
+  reset(path?: string): void {
+    this.closeFile();
     this.lines = [];
+    this.base = 0;
+    this.chars = 0;
     this.cursor = 0;
-    this.dropped = 0;
+    if (path !== undefined) {
+      this.fd = openSync(path, "w");
+      this.path = path;
+    }
   }
 
+  /** The console since the last start (from the file when there is one). */
   text(): string {
+    if (this.path !== undefined) {
+      this.flushFile();
+      const all = readFileSync(this.path, "utf8");
+      return all.endsWith("\n") ? all.slice(0, -1) : all;
+    }
     return this.lines.join("\n");
   }
 
@@ -43,37 +84,106 @@ export class ConsoleLog {
   /**
    * Resolves when `regex` matches the text of the lines not yet consumed
    * (multi-line, as nixpkgs searches its accumulated buffer); the lines up to
-   * the match are consumed.
+   * the first line where it matches are consumed.
    */
   waitFor(regex: RegExp, signal: AbortSignal): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      let searched = this.cursor;
+      /** Absolute number of the next line to add to `buffer`. */
+      let next = Math.max(this.cursor, this.base);
       let buffer = "";
+      /** Absolute line number of buffer's first line, and where each buffered line ends in it. */
+      let first = next;
+      let ends: number[] = [];
+      /** Where the last failed search's lookback begins. */
+      let searchFrom = 0;
+      const search = (text: string, from: number): RegExpExecArray | null => {
+        regex.lastIndex = 0;
+        const m = regex.exec(from === 0 ? text : text.slice(from));
+        if (m !== null) m.index += from;
+        return m;
+      };
       const check = (): boolean => {
-        for (; searched < this.lines.length; searched++) {
-          buffer += `${this.lines[searched]}\n`;
-          const match = regex.exec(buffer);
-          if (match !== null) {
-            this.cursor = searched + 1;
-            done();
-            resolve(match[0]);
-            return true;
-          }
+        if (next < this.base) {
+          // Lines were dropped from memory while we waited: go on from what is kept.
+          buffer = "";
+          ends = [];
+          next = first = this.base;
+          searchFrom = 0;
         }
-        return false;
+        const batchStart = ends.length;
+        for (; next < this.base + this.lines.length; next++) {
+          buffer += `${this.lines[next - this.base]}\n`;
+          ends.push(buffer.length);
+        }
+        if (ends.length === batchStart) return false;
+        if (search(buffer, searchFrom) === null) {
+          searchFrom = Math.max(0, buffer.length - LOOKBACK_CHARS);
+          if (buffer.length > 2 * LOOKBACK_CHARS) {
+            // Keep only the lookback window: the older text can no longer start a match.
+            const cut = ends.findIndex((e) => e > searchFrom);
+            const drop = cut <= 0 ? 0 : (ends[cut - 1] as number);
+            buffer = buffer.slice(drop);
+            ends = ends.slice(cut).map((e) => e - drop);
+            first += cut;
+            searchFrom -= drop;
+          }
+          return false;
+        }
+        // The earliest line of this batch at which the text matches (as if checked line by line).
+        let lo = batchStart;
+        let hi = ends.length - 1;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (search(buffer.slice(0, ends[mid]), searchFrom) !== null) hi = mid;
+          else lo = mid + 1;
+        }
+        const match = search(buffer.slice(0, ends[lo]), searchFrom) ?? search(buffer, searchFrom);
+        this.cursor = first + lo + 1;
+        done();
+        resolve((match as RegExpExecArray)[0]);
+        return true;
+      };
+      const onAbort = (): void => {
+        done();
+        reject(abortReason(signal));
       };
       const onLine = (): void => void check();
-      let stop = (): void => undefined;
       const done = (): void => {
         this.listeners.delete(onLine);
-        stop();
+        signal.removeEventListener("abort", onAbort);
       };
       if (check()) return;
+      if (signal.aborted) return onAbort();
       this.listeners.add(onLine);
-      stop = onAbort(signal, (reason) => {
-        done();
-        reject(reason);
-      });
+      signal.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /** Drops the oldest half of what is in memory: amortised O(1) per line. */
+  private dropOldest(): void {
+    let dropChars = 0;
+    let count = 0;
+    while (count < this.lines.length && dropChars < this.chars / 2) dropChars += (this.lines[count++] as string).length + 1;
+    this.lines = this.lines.slice(count);
+    this.base += count;
+    this.chars -= dropChars;
+  }
+
+  private flushFile(): void {
+    if (this.fd === undefined || this.pending.length === 0) return;
+    const data = Buffer.from(this.pending.join(""));
+    this.pending = [];
+    this.pendingChars = 0;
+    let done = 0;
+    while (done < data.length) done += writeSync(this.fd, data, done);
+  }
+
+  private closeFile(): void {
+    this.flushFile();
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+    this.path = undefined;
+    this.pending = [];
+    this.pendingChars = 0;
   }
 }

@@ -76,6 +76,8 @@ export class MachineCore {
   private connecting: Promise<void> | undefined;
   private crashed: MachineCrashedError | undefined;
   private allowReboot = false;
+  /** performance.now() of the last start, for the boot span. */
+  private launchedAt = 0;
   /** Set when the test itself ended the machine (shutdown, crash, reboot): its exit is not a crash. */
   private exitExpected = new WeakSet<Boot>();
 
@@ -392,6 +394,8 @@ export class MachineCore {
         }
       }
     });
+    // The report's timeline shows the boot as start → shell.
+    this.logger.span({ machine: this.name, label: "boot", kind: "boot", start: this.launchedAt, end: performance.now() });
     this.log(`connected to ${r.readiness} (connecting took ${((performance.now() - began) / 1000).toFixed(2)} seconds)`);
   }
 
@@ -408,7 +412,10 @@ export class MachineCore {
   private async launch(options: StartOptions): Promise<Boot> {
     if (this.config.signal.aborted) throw abortReason(this.config.signal);
     this.allowReboot = options.allowReboot ?? false;
-    this.console.reset();
+    this.launchedAt = performance.now();
+    // Every line since this start goes to a file too: getConsoleLog() is complete, memory stays bounded.
+    // Next to the state directory, not in it: a container's state directory is its root file system.
+    this.console.reset(`${this.stateDir}.console.txt`);
     const r = await this.backend.launch(
       {
         name: this.name,

@@ -1,4 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, constants, openSync, rmSync } from "node:fs";
+import { Socket } from "node:net";
+import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { killGroup, track } from "../reaper.js";
 
@@ -31,18 +34,19 @@ export class StartScriptProcess {
 
   constructor(options: StartScriptOptions) {
     const plain = !/\s/.test(options.startScript.trim());
+    const stdout = consolePipe(options.cwd);
     this.child = plain
       ? spawn(options.startScript.trim(), options.args, {
           cwd: options.cwd,
           env: options.env,
           detached: true,
-          stdio: ["pipe", "pipe", "pipe"],
+          stdio: ["pipe", stdout?.writeFd ?? "pipe", "pipe"],
         })
       : spawn("/bin/sh", ["-c", `${options.startScript} "$@"`, "sh", ...options.args], {
           cwd: options.cwd,
           env: options.env,
           detached: true,
-          stdio: ["pipe", "pipe", "pipe"],
+          stdio: ["pipe", stdout?.writeFd ?? "pipe", "pipe"],
         });
     this.pid = this.child.pid ?? -1;
     const untrack = track(this.pid);
@@ -56,8 +60,16 @@ export class StartScriptProcess {
     // which is what a crash report needs (the serial tail). A forked QEMU
     // would hold the pipes open, so the group is ended on "exit".
     this.child.once("exit", () => this.killGroup("SIGKILL"));
+    // Our copy of the write end goes: the pipe ends when QEMU (and whatever else holds it) has exited.
+    if (stdout !== undefined) closeSync(stdout.writeFd);
+    const consoleStream = stdout === undefined ? this.child.stdout : new Socket({ fd: stdout.readFd, readable: true, writable: false });
+    const drained = new Promise<void>((resolve) => {
+      if (consoleStream === null || consoleStream === this.child.stdout) return resolve();
+      consoleStream.once("close", () => resolve());
+      consoleStream.on("error", () => undefined);
+    });
     const closed = new Promise<ExitStatus>((resolve) => {
-      this.child.once("close", (code, signal) => resolve({ code, signal }));
+      this.child.once("close", (code, signal) => void drained.then(() => resolve({ code, signal })));
     });
     this.exited = Promise.race([closed, spawnError]).then((status) => {
       this.status = status;
@@ -65,7 +77,7 @@ export class StartScriptProcess {
       return status;
     });
     this.child.stdin?.on("error", () => undefined);
-    for (const stream of [this.child.stdout, this.child.stderr]) {
+    for (const stream of [consoleStream, this.child.stderr]) {
       if (stream) splitLines(stream, options.onLine);
     }
   }
@@ -94,13 +106,63 @@ export class StartScriptProcess {
   }
 }
 
+/**
+ * QEMU's stdout (the serial console) as a real pipe (a FIFO opened at both
+ * ends, then unlinked). Node gives a child a socket pair for "pipe", where
+ * each of QEMU's tiny writes (a few bytes per line) stays a separate buffer
+ * that costs the reader kernel time; a pipe packs them into pages, as for
+ * the Python driver's `subprocess.PIPE`. Undefined when mkfifo is missing:
+ * then the socket pair is used.
+ */
+function consolePipe(dir: string): { readFd: number; writeFd: number } | undefined {
+  const path = join(dir, `.console-pipe-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  if (spawnSync("mkfifo", ["-m", "600", path]).status !== 0) return undefined;
+  try {
+    // Reader first, non-blocking (no writer yet); then the writer opens at once.
+    const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeFd = openSync(path, constants.O_WRONLY);
+    return { readFd, writeFd };
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+const MAX_LINE_CHARS = 1 << 20;
+/** After a chunk, the console rests this long, so a burst is read in a few large chunks. */
+const BATCH_MS = 20;
+
+/**
+ * Splits QEMU's output into lines. QEMU writes the serial console a few
+ * bytes at a time, so during a flood every line would cost the driver
+ * several wake-ups and reads. After each chunk the stream is paused for a
+ * few milliseconds (with a read buffer of zero, the pipe is not read at all
+ * meanwhile): the bytes gather in the pipe and come in one read. A lone line
+ * arrives at once; the pipe's 64 KiB are far more than a pause fills.
+ */
 function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   const decoder = new StringDecoder("utf8");
   let partial = "";
+  // While paused, Node reads until its buffer reaches the high-water mark: 0 makes it stop after one chunk.
+  const state = (stream as { _readableState?: { highWaterMark: number } })._readableState;
+  if (state !== undefined) state.highWaterMark = 0;
+  let resting = false;
   stream.on("data", (chunk: Buffer) => {
     const lines = (partial + decoder.write(chunk)).split("\n");
     partial = lines.pop() ?? "";
-    for (const line of lines) onLine(line.replace(/\r/g, ""));
+    for (const line of lines) onLine(line.includes("\r") ? line.replace(/\r/g, "") : line);
+    // A guest writing without newlines must not grow memory without bound: a long run becomes a line.
+    if (partial.length > MAX_LINE_CHARS) {
+      onLine(partial.replace(/\r/g, ""));
+      partial = "";
+    }
+    if (!resting) {
+      resting = true;
+      stream.pause();
+      setTimeout(() => {
+        resting = false;
+        stream.resume();
+      }, BATCH_MS);
+    }
   });
   stream.on("end", () => {
     const rest = partial + decoder.end();

@@ -138,3 +138,39 @@ test("two waits at once: each resolves on its own line", async () => {
   log.push("alpha");
   assert.equal(await a, "alpha");
 });
+
+test("bounded memory: a long console is complete in text() (from its file), waits still see new lines", async () => {
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "ntt-console-"));
+  try {
+    const log = new ConsoleLog();
+    log.reset(join(dir, "console.txt"));
+    const waiting = log.waitFor(/^the end 1999999$/m, never);
+    const line = "x".repeat(60);
+    for (let i = 0; i < 200_000; i++) log.push(`${line} ${i}`);
+    assert.equal(await settled(waiting), false);
+    log.push("the end 1999999");
+    assert.equal(await waiting, "the end 1999999");
+    const text = log.text().split("\n");
+    assert.equal(text.length, 200_001);
+    assert.equal(text[0], `${line} 0`);
+    assert.equal(text[199_999], `${line} 199999`);
+    // Memory keeps a tail only, and tail() still works.
+    assert.equal(log.tail(1), "the end 1999999");
+    log.reset();
+    assert.equal(log.text(), "");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a multi-line match inside one batch of lines consumes only up to its last line", async () => {
+  const log = new ConsoleLog();
+  const waiting = log.waitFor(/one\ntwo/, never);
+  for (const l of ["zero", "one", "two", "three", "one", "two"]) log.push(l);
+  assert.equal(await waiting, "one\ntwo");
+  // "three" and the second "one\ntwo" are left for the next wait.
+  assert.equal(await log.waitFor(/three\none\ntwo/, never), "three\none\ntwo");
+});

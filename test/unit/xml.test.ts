@@ -267,7 +267,7 @@ describe("XmlLogSink with Logger", () => {
     assert.match(lines?.[1] ?? "", /^line:\(failed: doomed, in \d+\.\d\d seconds\)$/);
   });
 
-  test("two nested blocks running concurrently: each block's lines inside its own <nest>", async () => {
+  test("two blocks running concurrently: time order, an interrupted block goes on in a `continued` nest", async () => {
     const { logger, sink, read } = newLog();
     const calls = new CallSink();
     logger.addSink(calls);
@@ -294,20 +294,49 @@ describe("XmlLogSink with Logger", () => {
       calls.calls.filter((c) => c.startsWith("line ")),
       ["line a1 @block a", "line b1 @block b", "line a2 @block a", "line b2 @block b", "line a3 @block a"],
     );
-    // ... and yet each block holds its own lines.
-    const out = outline(read()) as Array<Record<string, Array<string | Record<string, string[]>>>>;
-    assert.equal(out.length, 1);
-    const outer = out[0]!["nest outer"]!;
-    assert.equal(outer.length, 3);
-    const a = (outer[0] as Record<string, string[]>)["nest block a"]!;
-    const b = (outer[1] as Record<string, string[]>)["nest block b"]!;
-    assert.deepEqual(a.slice(0, 3), ["line:a1", "line:a2", "line:a3"]);
-    assert.match(a[3]!, /^line:\(finished: block a, in/);
-    assert.equal(a.length, 4);
-    assert.deepEqual(b.slice(0, 2), ["line:b1", "line:b2"]);
-    assert.match(b[2]!, /^line:\(finished: block b, in/);
-    assert.equal(b.length, 3);
-    assert.match(outer[2] as string, /^line:\(finished: outer, in/);
+    // ... and the file keeps that order; every line sits in a nest of its own block.
+    const root = read();
+    const outer = elements(root)[0]!;
+    const segments = elements(outer).filter((e) => e.name === "nest");
+    const described = segments.map((n) => {
+      const [head, ...rest] = elements(n);
+      return `${textOf(head!)}${head!.attrs.continued === "true" ? " (continued)" : ""}: ${rest.map((l) => textOf(l).replace(/, in .*/, "")).join(" | ")}`;
+    });
+    assert.deepEqual(described, [
+      "block a: a1",
+      "block b: b1",
+      "block a (continued): a2",
+      "block b (continued): b2 | (finished: block b",
+      "block a (continued): a3 | (finished: block a",
+    ]);
+    assert.match(textOf(elements(outer).at(-1)!), /^\(finished: outer, in/);
+  });
+
+  test("a flood: O(1) per line (the file only grows at its end), every line exactly once, well-formed after every flush", () => {
+    const { logger, path, read } = newLog();
+    let previous = "";
+    const count = 20_000;
+    void logger.nested("flooding", { machine: "m" }, async () => {
+      for (let i = 0; i < count; i++) {
+        logger.serial("m", `flood line ${i}`);
+        if (i % 2500 === 0) {
+          logger.flush();
+          const now = readFileSync(path, "utf8");
+          parseXml(now);
+          // Everything but the closing tags of the previous flush is kept byte for byte.
+          const kept = previous.slice(0, previous.lastIndexOf("<line") === -1 ? previous.indexOf("<logfile>") : previous.lastIndexOf("</line>\n") + 8);
+          assert.ok(now.startsWith(kept), "the file is only extended");
+          previous = now;
+        }
+      }
+      await delay(0);
+    });
+    logger.flush();
+    const nest = elements(read())[0]!;
+    const serial = elements(nest).filter((e) => e.attrs.type === "serial").map(textOf);
+    assert.equal(serial.length, count);
+    assert.ok(serial.every((t, i) => t === `flood line ${i}`));
+    logger.end();
   });
 
   test("a line logged after its block closed goes into the nearest open ancestor", async () => {
@@ -387,7 +416,7 @@ describe("XmlLogSink with Logger", () => {
     logger.end();
   });
 
-  test("the file is replaced whole: no temporary file is left next to it", () => {
+  test("no temporary file is left next to it", () => {
     const { logger, path } = newLog();
     for (let i = 0; i < 5; i++) {
       logger.log(`line ${i}`);
