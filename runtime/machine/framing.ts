@@ -4,22 +4,24 @@
  * The guest side is nixpkgs' own: a bash reading commands from /dev/hvc0 (see
  * test-instrumentation.nix). Once per connection the driver defines one shell
  * function there; each command is then a single call of it. The answer is one
- * record:
+ * record, either
+ *
+ *     \x1eNTR <id> <exit status> <length>\x1f<stdout as it is>\n
+ *
+ * for an output shorter than a block without NUL bytes (the console is raw:
+ * nixpkgs' `stty raw -echo`, so every other byte passes unchanged), or
  *
  *     \x1eNTT <id> <exit status> <length>\x1f<base64 of stdout>\n
  *
  * (exit status -124: the guest-side timeout killed the command; -130: the
  * host cancelled it)
  *
- * - base64 keeps binary output intact through the tty;
- * - the length is bash's `${#var}` (no extra process) and lets the host tell
- *   a complete answer from one the virtconsole shortened (it drops output when
- *   the host reads too slowly instead of throttling the guest);
+ * - base64 keeps NUL bytes intact, which bash cannot hold;
+ * - the length is bash's `${#var}` in the C locale (bytes; no extra process)
+ *   and lets the host tell a complete answer from one the virtconsole
+ *   shortened (it drops output when the host reads too slowly instead of
+ *   throttling the guest);
  * - the id lets the host skip the late answer of a command it gave up on.
- *
- * Guest processes are what costs time under TCG (tens of ms per exec), so the
- * function runs the command in the pipeline's subshell (no `bash -c`) and only
- * forks a watchdog when a guest-side timeout is asked for.
  */
 
 export const MARKER = "Spawning backdoor root shell...";
@@ -29,26 +31,51 @@ const US = 0x1f;
 const NL = 0x0a;
 
 /**
- * Outputs are sent in blocks of this many base64 characters; after each block
- * but the last the guest waits for the host's go-ahead (a newline). A block
- * fits in the socket's buffer, so the virtconsole never has to drop anything.
+ * Large outputs are sent in blocks of this many base64 characters; the guest
+ * keeps at most a window of blocks unacknowledged (see `flowWindow`), so the
+ * bytes in flight always fit in what the console's socket buffers and the
+ * virtconsole never has to drop anything. Outputs shorter than a block that
+ * contain no NUL byte are sent as they are (no base64, no process).
  */
-export const BLOCK = 65536;
+export const BLOCK = 32768;
+
+/**
+ * How many blocks may be in flight: what the console's socket buffers, with
+ * room to spare. QEMU's end of the socket has the kernel's default send
+ * buffer (net.core.wmem_default; each write of the virtconsole, up to a page,
+ * is charged with its bookkeeping, ~20 %), and a stream socket's unread bytes
+ * count against the sender's buffer, so that is all that can wait for a slow
+ * reader before QEMU drops output. 212992 bytes (Linux' default) → 4 blocks.
+ */
+export function flowWindow(wmemDefault: number): number {
+  return Math.max(1, Math.min(16, Math.floor((wmemDefault * 0.7) / BLOCK)));
+}
 
 /**
  * bash source run once per connection. It defines
- * `__ntt_run <id> <timeout seconds, 0 = none> <flow control 1/0> <command>`.
+ * `__ntt_run <id> <timeout seconds, 0 = none> <window, 0 = no flow control> <command>`.
  *
- * Each command gets a watchdog, forked by the function (one fork, no exec)
- * and ended by it once the whole pipeline is over. It waits on the console
- * (/dev/hvc0, saved as a file descriptor) with `read -t`: the timeout
- * expiring, or a character from the host (a cancellation, e.g. Ctrl-C in the
- * interactive driver) makes it kill the command — its subshell, that
- * subshell's process tree, and every process that inherited the command's
- * tag (`__NTT_CMD=<id>` in its environment), so a background job that was
- * reparented to init and still holds stdout dies too, as nixpkgs' `timeout`
- * kills its whole process group. While a command runs nothing else reads the
- * console: the shell reads its next command only after the answer.
+ * Guest processes are what costs time under TCG, an exec most of all (with
+ * address randomisation every exec translates its code anew: ~50 ms, a fork
+ * ~10 ms), so a command costs the guest two forks and no exec: the command's
+ * subshell, writing to a file, and a watchdog. The output is read back with
+ * bash's `read`; only when it is a block or more, or holds a NUL byte, does
+ * `base64` run.
+ *
+ * The watchdog (one fork, no exec), ended once the command is over, waits on
+ * the console (/dev/hvc0, saved as a file descriptor) with `read -t`: the
+ * timeout expiring, or a character from the host (a cancellation, e.g.
+ * Ctrl-C in the interactive driver) makes it kill the command — its
+ * subshell, that subshell's process tree, and every process that inherited
+ * the command's tag (`__NTT_CMD=<id>` in its environment), so a background
+ * job that was reparented to init dies too, as nixpkgs' `timeout` kills its
+ * whole process group. While a command runs nothing else reads the console:
+ * the shell reads its next command only after the answer.
+ *
+ * Each command writes to a file of its own (named by its id): a background
+ * job that keeps writing to its stdout after the command ended writes into a
+ * file nobody reads, never into a later command's answer. The files are
+ * emptied after use and removed every 512 commands.
  *
  * Reads of the console are line-wise and never see more than one line: the
  * host sends nothing else while a command runs (after a cancellation it
@@ -59,43 +86,59 @@ export const BLOCK = 65536;
  */
 export const PREAMBLE = [
   "exec {__ntt_in}<&0",
-  // The output goes through a file (tmpfs when there is one) rather than a
-  // command substitution: one fork less, and mapfile splits it into blocks cheaply.
-  "__ntt_f=/tmp/.ntt-out; [[ -d /dev/shm && -w /dev/shm ]] && __ntt_f=/dev/shm/.ntt-out",
+  "__ntt_d=/tmp/.ntt-d; [[ -d /dev/shm && -w /dev/shm ]] && __ntt_d=/dev/shm/.ntt-d",
+  "[[ -d $__ntt_d ]] || mkdir -p \"$__ntt_d\"; : > \"$__ntt_d/killed\"",
   "__ntt_kill_tree() {",
   "  local t c k; [[ $1 == \"$BASHPID\" ]] && return; kill -STOP \"$1\" 2>/dev/null",
   "  for t in /proc/$1/task/*/children; do read -ra k < \"$t\"; for c in \"${k[@]}\"; do __ntt_kill_tree \"$c\"; done; done 2>/dev/null",
   "  kill -KILL \"$1\" 2>/dev/null",
   "}",
   "__ntt_kill() {",
-  "  local p x e; read -r p < \"$__ntt_f.pid\" && __ntt_kill_tree \"$p\"",
+  "  local p x e; read -r p < \"$__ntt_d/pid\" && __ntt_kill_tree \"$p\"",
   "  for p in /proc/[0-9]*; do",
   "    mapfile -d '' -t e < \"$p/environ\" || continue",
   "    for x in \"${e[@]}\"; do [[ $x == \"__NTT_CMD=$1\" ]] && { kill -KILL \"${p#/proc/}\"; break; }; done",
   "  done 2>/dev/null",
   "}",
+  // Sends file $3 as the answer of command $1 with status $2, window $4.
+  "__ntt_send() {",
+  "  local LC_ALL=C __ntt_s= __ntt_p=-1 __ntt_x __ntt_k __ntt_n __ntt_i __ntt_a __ntt_len=0; local -a __ntt_l",
+  // The file's offset after `read` counts the NUL bytes read drops; equal to the length read: no NUL.
+  "  if exec {__ntt_k}<\"$3\"; then",
+  `    IFS= read -r -d '' -N ${BLOCK} -u "$__ntt_k" __ntt_s`,
+  "    read -r __ntt_x __ntt_p < \"/proc/$BASHPID/fdinfo/$__ntt_k\" || __ntt_p=-1",
+  "    exec {__ntt_k}<&-",
+  "  fi 2>/dev/null",
+  `  if [[ $__ntt_p == "\${#__ntt_s}" ]] && (( __ntt_p < ${BLOCK} )); then`,
+  "    printf '\\036NTR %s %s %s\\037%s\\n' \"$1\" \"$2\" \"$__ntt_p\" \"$__ntt_s\"; : > \"$3\"; return",
+  "  fi",
+  "  __ntt_s=",
+  `  base64 -w ${BLOCK} "$3" > "$3.b64"; : > "$3"; mapfile -t __ntt_l < "$3.b64"; : > "$3.b64"`,
+  "  __ntt_n=${#__ntt_l[@]}",
+  `  (( __ntt_n == 0 )) || __ntt_len=$(( (__ntt_n - 1) * ${BLOCK} + \${#__ntt_l[__ntt_n - 1]} ))`,
+  "  printf '\\036NTT %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_len\"",
+  // After block i the guest waits for a go-ahead only once $4 blocks are unacknowledged.
+  "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
+  "    printf '%s' \"${__ntt_l[__ntt_i]}\"",
+  "    (( $4 == 0 || __ntt_i + 1 == __ntt_n || __ntt_i + 1 < $4 )) || read -r -t 60 -u \"$__ntt_in\" __ntt_a || break",
+  "  done",
+  "  printf '\\n'",
+  "}",
   "__ntt_run() {",
-  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_w __ntt_l __ntt_n __ntt_i __ntt_a __ntt_len=0; set --",
+  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1; set --",
+  "  (( __ntt_id % 512 )) || rm -f -- \"$__ntt_d\"/[0-9]* 2>/dev/null",
   "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=()",
-  "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > /tmp/.ntt-killed",
+  "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > \"$__ntt_d/killed\"",
   "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
   "  __ntt_w=$!",
-  `  { echo $BASHPID > "$__ntt_f.pid"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval "$__ntt_c"; } </dev/null | base64 -w ${BLOCK} > "$__ntt_f"; __ntt_r=\${PIPESTATUS[0]}`,
+  "  ( echo $BASHPID > \"$__ntt_d/pid\"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
   // SIGKILL and wait: a watchdog blocked in `read` would survive SIGTERM until
   // the next byte arrived, and steal the first byte of the next command.
   "  kill -KILL \"$__ntt_w\" 2>/dev/null; wait \"$__ntt_w\" 2>/dev/null",
-  "  if [[ -e /tmp/.ntt-killed ]] && read -r __ntt_m < /tmp/.ntt-killed && [[ $__ntt_m == \"$__ntt_id \"* ]]; then",
+  "  if read -r __ntt_m < \"$__ntt_d/killed\" && [[ $__ntt_m == \"$__ntt_id \"* ]]; then",
   "    [[ $__ntt_m == *timeout ]] && __ntt_r=-124 || __ntt_r=-130",
-  "  fi",
-  "  mapfile -t __ntt_l < \"$__ntt_f\"; : > \"$__ntt_f\"",
-  "  __ntt_n=${#__ntt_l[@]}",
-  `  (( __ntt_n == 0 )) || __ntt_len=$(( (__ntt_n - 1) * ${BLOCK} + \${#__ntt_l[__ntt_n - 1]} ))`,
-  "  printf '\\036NTT %s %s %s\\037' \"$__ntt_id\" \"$__ntt_r\" \"$__ntt_len\"",
-  "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
-  "    printf '%s' \"${__ntt_l[__ntt_i]}\"",
-  "    (( __ntt_fc == 0 || __ntt_i + 1 == __ntt_n )) || read -r -t 60 __ntt_a || break",
-  "  done",
-  "  printf '\\n'",
+  "  fi 2>/dev/null",
+  "  __ntt_send \"$__ntt_id\" \"$__ntt_r\" \"$__ntt_o\" \"$__ntt_fc\"",
   "}",
   "",
 ].join("\n");
@@ -109,13 +152,14 @@ export function shellQuote(text: string): string {
 
 /**
  * The line that runs `command` as record `id`; `timeout` in seconds, 0 for
- * none. Without flow control the guest sends all blocks at once (only the
- * tests that prove loss detection turn it off).
+ * none; `window` blocks may be unacknowledged (0: no flow control, the guest
+ * sends all blocks at once; only the tests that prove loss detection do that).
  */
-export function frameCommand(id: number, command: string, timeout: number, flowControl = true): string {
+export function frameCommand(id: number, command: string, timeout: number, window: number): string {
   if (command.includes("\0")) throw new RangeError("a command cannot contain NUL bytes");
+  if (!Number.isInteger(window) || window < 0) throw new RangeError(`window ${window}: a whole number of blocks, 0 for none`);
   const seconds = timeout === 0 ? "0" : String(Math.max(1, Math.ceil(timeout)));
-  return `__ntt_run ${id} ${seconds} ${flowControl ? 1 : 0} ${shellQuote(command)}\n`;
+  return `__ntt_run ${id} ${seconds} ${window} ${shellQuote(command)}\n`;
 }
 
 export interface ShellRecord {
@@ -136,8 +180,11 @@ export interface DamagedRecord {
 export interface ParserEvents {
   record(record: ShellRecord): void;
   damaged(record: DamagedRecord): void;
-  /** A block is complete and more follow: the guest waits for the go-ahead. */
-  blockDone(): void;
+  /**
+   * Block `index` (0-based) of `blocks` is complete and more follow; the
+   * guest may be waiting for a go-ahead (see `__ntt_send`).
+   */
+  blockDone(index: number, blocks: number): void;
   /** Bytes outside any record (a guest process writing to /dev/hvc0 itself). */
   junk(bytes: Buffer): void;
 }
@@ -150,7 +197,9 @@ const MAX_HEADER = 64;
  * growing string.
  */
 export class RecordParser {
-  private state: "seek" | "header" | "body" | "trailer" = "seek";
+  private state: "seek" | "header" | "body" | "trailer" | "rawEnd" = "seek";
+  /** The body is the output as it is (NTR), not base64 (NTT). */
+  private raw = false;
   private header = "";
   private id = 0;
   private exitCode = 0;
@@ -159,12 +208,14 @@ export class RecordParser {
   private received = 0;
   private pending: Buffer = Buffer.alloc(0);
   private decoded: Buffer[] = [];
+  /** The `received` count at which blockDone was last reported (once per block). */
+  private signalled = 0;
 
   constructor(private readonly events: ParserEvents) {}
 
   /** Whether a record has started but not ended (its body is streaming in). */
   get midRecord(): boolean {
-    return this.state === "header" || this.state === "body";
+    return this.state === "header" || this.state === "body" || this.state === "rawEnd";
   }
 
   get progress(): { id: number; expected: number; received: number } {
@@ -205,21 +256,39 @@ export class RecordParser {
           this.finishBody();
           this.state = "trailer";
         }
+      } else if (this.state === "body" && this.raw) {
+        // Any byte may be output: only the length ends the body; its newline must follow.
+        const limit = Math.min(chunk.length, at + (this.expected - this.received));
+        this.takeRaw(chunk.subarray(at, limit));
+        at = limit;
+        if (this.received === this.expected) this.state = "rawEnd";
+      } else if (this.state === "rawEnd") {
+        if (chunk[at] === NL) {
+          at++;
+          this.finishBody();
+        } else {
+          // Bytes were lost inside the body, so it swallowed what came after it.
+          this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why: "the answer did not end where its length said (bytes were lost)" });
+          this.reset();
+        }
       } else if (this.state === "body") {
         // Stop at the announced length even without the newline: a lost
-        // newline must not leave the host waiting for it.
+        // newline must not leave the host waiting for it. Stop at each block's
+        // end too: the guest may be waiting for its go-ahead.
         const nl = chunk.indexOf(NL, at);
-        const limit = Math.min(nl === -1 ? chunk.length : nl, at + (this.expected - this.received));
+        const toBlockEnd = BLOCK - (this.received % BLOCK);
+        const limit = Math.min(nl === -1 ? chunk.length : nl, at + (this.expected - this.received), at + toBlockEnd);
         this.take(chunk.subarray(at, limit));
         at = limit;
         if (this.received === this.expected) {
           this.finishBody();
           this.state = "trailer";
-        } else if (limit === chunk.length && this.received > 0 && this.received % BLOCK === 0) {
-          this.events.blockDone();
         } else if (nl !== -1 && at === nl) {
           at = nl + 1;
           this.finishBody();
+        } else if (this.received % BLOCK === 0 && this.received !== this.signalled) {
+          this.signalled = this.received;
+          this.events.blockDone(this.received / BLOCK - 1, Math.ceil(this.expected / BLOCK));
         }
       } else {
         if (chunk[at] === NL) at++;
@@ -230,7 +299,7 @@ export class RecordParser {
 
   /** The stream stalled or ended inside a record: report what arrived as damaged. */
   abandon(why: string): void {
-    if (this.state === "body" || this.state === "header") {
+    if (this.midRecord) {
       this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why });
     }
     this.reset();
@@ -238,16 +307,18 @@ export class RecordParser {
 
   /** Parses the header; false if it was no header after all. */
   private startBody(): boolean {
-    const m = /^NTT (\d+) (-?\d+) (\d+)$/.exec(this.header);
+    const m = /^NT([TR]) (\d+) (-?\d+) (\d+)$/.exec(this.header);
     if (m === null) {
       this.abandonHeader();
       return false;
     }
-    this.id = Number(m[1]);
-    this.exitCode = Math.abs(Number(m[2]));
-    this.timedOut = Number(m[2]) === -124;
-    this.expected = Number(m[3]);
+    this.raw = m[1] === "R";
+    this.id = Number(m[2]);
+    this.exitCode = Math.abs(Number(m[3]));
+    this.timedOut = Number(m[3]) === -124;
+    this.expected = Number(m[4]);
     this.received = 0;
+    this.signalled = 0;
     this.pending = Buffer.alloc(0);
     this.decoded = [];
     this.state = "body";
@@ -266,6 +337,13 @@ export class RecordParser {
     const whole = text.length - (text.length % 4);
     if (whole > 0) this.decoded.push(Buffer.from(text.toString("latin1", 0, whole), "base64"));
     this.pending = Buffer.from(text.subarray(whole));
+  }
+
+  private takeRaw(part: Buffer): void {
+    if (part.length === 0) return;
+    this.received += part.length;
+    // A copy: the chunk's memory belongs to the socket's reader.
+    this.decoded.push(Buffer.from(part));
   }
 
   private finishBody(): void {

@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { abortReason } from "../abort.js";
-import { CANCEL, MARKER, PREAMBLE, RecordParser, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
+import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
 const DRAIN_MS = 30_000;
@@ -30,6 +31,19 @@ interface Pending {
   stallTimer?: NodeJS.Timeout;
 }
 
+/**
+ * The send buffer of QEMU's end of the console socket: the kernel's default
+ * (QEMU does not set its own). 212992 bytes, Linux' default, if unreadable.
+ */
+function socketBufferBytes(): number {
+  try {
+    const value = Number(readFileSync("/proc/sys/net/core/wmem_default", "utf8").trim());
+    return Number.isFinite(value) && value > 0 ? value : 212992;
+  } catch {
+    return 212992;
+  }
+}
+
 export class ShellDamagedError extends Error {
   constructor(readonly damage: DamagedRecord) {
     super(damage.why);
@@ -54,19 +68,22 @@ export class BackdoorShell {
   private lastData = Date.now();
   /** A cancelled command whose answer is still to come. */
   private draining: { id: number; done: Promise<void>; finished(): void } | undefined;
-  private readonly flowControl: boolean;
+  /** Blocks the guest may send ahead of the host's go-aheads; 0: no flow control. */
+  private readonly window: number;
 
   constructor(
     private readonly socket: Socket,
     private readonly hooks: ShellHooks,
   ) {
-    this.flowControl = hooks.noFlowControl !== true;
+    this.window = hooks.noFlowControl === true ? 0 : flowWindow(socketBufferBytes());
     this.parser = new RecordParser({
       record: (r) => this.onRecord(r),
       damaged: (d) => this.onDamaged(d),
       junk: (bytes) => this.onJunk(bytes),
-      blockDone: () => {
-        if (this.flowControl) this.socket.write("\n");
+      // The guest waits for a go-ahead after each block from the window's
+      // last on; one for each of the last `window` blocks would stay unread.
+      blockDone: (index, blocks) => {
+        if (this.window > 0 && index < blocks - this.window) this.socket.write("\n");
       },
     });
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -124,7 +141,7 @@ export class BackdoorShell {
     if (this.pending) throw new Error("BackdoorShell.run called while a command is running");
     if (signal?.aborted) throw abortReason(signal);
     const id = this.nextId++;
-    const line = frameCommand(id, command, timeout, this.flowControl);
+    const line = frameCommand(id, command, timeout, this.window);
     return new Promise<ShellResult>((resolve, reject) => {
       const onAbort = (): void => {
         // Tell the command's watchdog to kill it; its answer, when it comes, is dropped by id.

@@ -15,6 +15,7 @@ import {
   MARKER,
   PREAMBLE,
   RecordParser,
+  flowWindow,
   frameCommand,
   shellQuote,
   type DamagedRecord,
@@ -29,12 +30,14 @@ interface Seen {
   damaged: DamagedRecord[];
   junk: Buffer[];
   blockDone: number;
+  /** blockDone's arguments: [index, blocks]. */
+  blocks: Array<[number, number]>;
   /** Event names in order. */
   order: string[];
 }
 
 function collector(): { seen: Seen; parser: RecordParser } {
-  const seen: Seen = { records: [], damaged: [], junk: [], blockDone: 0, order: [] };
+  const seen: Seen = { records: [], damaged: [], junk: [], blockDone: 0, blocks: [], order: [] };
   const parser = new RecordParser({
     record: (r) => {
       seen.records.push(r);
@@ -48,8 +51,9 @@ function collector(): { seen: Seen; parser: RecordParser } {
       seen.junk.push(Buffer.from(b)); // copy: the parser may hand out views of a chunk
       seen.order.push("junk");
     },
-    blockDone: () => {
+    blockDone: (index, blocks) => {
       seen.blockDone++;
+      seen.blocks.push([index, blocks]);
       seen.order.push("blockDone");
     },
   });
@@ -63,6 +67,15 @@ function record(id: number, status: number, output: Buffer, opts: { length?: num
   return Buffer.concat([
     Buffer.from(`\x1eNTT ${id} ${status} ${length}\x1f`, "latin1"),
     Buffer.from(body, "latin1"),
+    Buffer.from(opts.newline === false ? "" : "\n", "latin1"),
+  ]);
+}
+
+/** A record as `__ntt_send` writes a small output without NUL bytes: as it is. */
+function rawRecord(id: number, status: number, output: Buffer, opts: { length?: number; newline?: boolean } = {}): Buffer {
+  return Buffer.concat([
+    Buffer.from(`\x1eNTR ${id} ${status} ${opts.length ?? output.length}\x1f`, "latin1"),
+    output,
     Buffer.from(opts.newline === false ? "" : "\n", "latin1"),
   ]);
 }
@@ -106,7 +119,7 @@ describe("RecordParser", () => {
   ];
   const smallStream = Buffer.concat([
     Buffer.from("boot noise\r\n"),
-    ...small.map(([id, status, output]) => record(id, status, output)),
+    ...small.map(([id, status, output]) => (id % 2 === 0 ? rawRecord(id, status, output) : record(id, status, output))),
     Buffer.from("trailing noise"),
   ]);
 
@@ -163,6 +176,50 @@ describe("RecordParser", () => {
       assert.deepEqual(seen.damaged, [], `seed ${seed}`);
       assert.equal(junkText(seen), "junk before\njunk after", `seed ${seed}`);
     }
+  });
+
+  test("a raw record (NTR) carries any byte but NUL as it is: newlines, separators, \\x1e/\\x1f inside the body", () => {
+    const { seen, parser } = collector();
+    const output = Buffer.from([...ALL_BYTES.subarray(1), 0x0a, 0x1e, 0x1f, 0x0a]);
+    const stream = Buffer.concat([rawRecord(6, 3, output), rawRecord(7, 0, Buffer.from("x\n"))]);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const { seen: s2, parser: p2 } = collector();
+      feedAll(p2, stream, [cut]);
+      assert.equal(s2.records.length, 2, `cut ${cut}`);
+      assert.ok(s2.records[0]?.output.equals(output), `cut ${cut}`);
+      assert.equal(s2.records[0]?.exitCode, 3);
+      assert.equal(s2.records[1]?.output.toString(), "x\n");
+      assert.equal(junkText(s2), "", `cut ${cut}`);
+    }
+    parser.feed(rawRecord(8, 0, Buffer.alloc(0)));
+    assert.deepEqual(seen.records.map((r) => [r.id, r.output.length]), [[8, 0]]);
+  });
+
+  test("a raw record that lost bytes is damaged (its newline is not where the length says), not a short answer", () => {
+    const { seen, parser } = collector();
+    const full = rawRecord(9, 0, Buffer.from("0123456789"));
+    // Three bytes lost in the middle; the next record's header follows.
+    const lossy = Buffer.concat([full.subarray(0, 15), full.subarray(18), rawRecord(10, 0, Buffer.from("next"))]);
+    parser.feed(lossy);
+    assert.equal(seen.damaged[0]?.id, 9);
+    assert.equal(seen.records.filter((r) => r.id === 9).length, 0);
+  });
+
+  test("a raw record cut short is reported by abandon() (the stall timer), with what arrived", () => {
+    const { seen, parser } = collector();
+    parser.feed(rawRecord(11, 0, Buffer.from("0123456789")).subarray(0, 20));
+    assert.equal(parser.midRecord, true);
+    parser.abandon("stalled");
+    assert.deepEqual(seen.damaged.map((d) => [d.id, d.expected, d.why]), [[11, 10, "stalled"]]);
+  });
+
+  test("blockDone reports each block as it completes, also when several blocks arrive in one chunk (a window in flight)", () => {
+    const { seen, parser } = collector();
+    const length = 5 * BLOCK + 8;
+    const output = randomBytes((length / 4) * 3);
+    parser.feed(record(12, 0, output));
+    assert.deepEqual(seen.blocks, [[0, 6], [1, 6], [2, 6], [3, 6], [4, 6]]);
+    assert.ok(seen.records[0]?.output.equals(output));
   });
 
   test("binary output (all 256 byte values) round-trips through the base64 framing", () => {
@@ -380,17 +437,18 @@ describe("frameCommand and shellQuote", () => {
   });
 
   test("frameCommand: one line, id, timeout in whole seconds (0: none), flow control flag, quoted command", () => {
-    assert.equal(frameCommand(7, "echo hi", 0), "__ntt_run 7 0 1 'echo hi'\n");
-    assert.equal(frameCommand(8, "echo hi", 900), "__ntt_run 8 900 1 'echo hi'\n");
-    assert.equal(frameCommand(9, "echo hi", 2.5), "__ntt_run 9 3 1 'echo hi'\n");
+    assert.equal(frameCommand(7, "echo hi", 0, 4), "__ntt_run 7 0 4 'echo hi'\n");
+    assert.equal(frameCommand(8, "echo hi", 900, 4), "__ntt_run 8 900 4 'echo hi'\n");
+    assert.equal(frameCommand(9, "echo hi", 2.5, 1), "__ntt_run 9 3 1 'echo hi'\n");
     // A fraction of a second does not become 0 (which would mean no limit).
-    assert.equal(frameCommand(10, "echo hi", 0.2), "__ntt_run 10 1 1 'echo hi'\n");
-    assert.equal(frameCommand(11, "echo hi", 5, false), "__ntt_run 11 5 0 'echo hi'\n");
-    assert.equal(frameCommand(12, "echo 'a'\necho b", 0), `__ntt_run 12 0 1 'echo '\\''a'\\''\necho b'\n`);
+    assert.equal(frameCommand(10, "echo hi", 0.2, 1), "__ntt_run 10 1 1 'echo hi'\n");
+    assert.equal(frameCommand(11, "echo hi", 5, 0), "__ntt_run 11 5 0 'echo hi'\n");
+    assert.equal(frameCommand(12, "echo 'a'\necho b", 0, 4), `__ntt_run 12 0 4 'echo '\\''a'\\''\necho b'\n`);
+    assert.throws(() => frameCommand(13, "true", 0, 1.5), RangeError);
   });
 
   test("frameCommand rejects NUL", () => {
-    assert.throws(() => frameCommand(1, "echo a\0b", 0), RangeError);
+    assert.throws(() => frameCommand(1, "echo a\0b", 0, 4), RangeError);
   });
 
   test("MARKER is nixpkgs' backdoor announcement", () => {
@@ -429,6 +487,9 @@ function preambleIn(dir: string): string {
  * every process tagged with a timed-out command's id, host-wide here, so ids
  * must not collide with another run of this suite on the same host.
  */
+/** The window BackdoorShell uses with Linux' default socket buffer. */
+const WINDOW = flowWindow(212992);
+
 let nextId = 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
 
 interface Answer {
@@ -522,10 +583,10 @@ class HostShell {
         w?.reject(new Error(`damaged record: ${JSON.stringify(d)}`));
       },
       junk: (b) => this.junk.push(Buffer.from(b)),
-      blockDone: () => {
+      blockDone: (index, blocks) => {
         this.blockDones++;
         // Exactly what BackdoorShell does over the socket.
-        if (this.flowControl) this.child.stdin.write("\n");
+        if (this.flowControl && index < blocks - WINDOW) this.child.stdin.write("\n");
       },
     });
     this.child.stdout.on("data", (chunk: Buffer) => this.parser.feed(chunk));
@@ -543,7 +604,7 @@ class HostShell {
     const answer = new Promise<ShellRecord>((resolve, reject) => {
       this.waiting = { id, resolve, reject };
     });
-    this.child.stdin.write(frameCommand(id, command, timeout, this.flowControl));
+    this.child.stdin.write(frameCommand(id, command, timeout, this.flowControl ? WINDOW : 0));
     opts.onSent?.();
     const hostMs = opts.hostMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
@@ -654,14 +715,15 @@ describe("the guest-side shell code, run by the host's bash", () => {
     });
   }
 
-  test("a 1 MB output arrives complete with flow control (21 blocks, 20 go-aheads)", async () => {
+  test("a 1 MB output arrives complete with flow control (41 blocks, a window of 4 in flight)", async () => {
     const file = join(dir, "random-fc");
     const { record, blockDones } = await run(`head -c 1000000 /dev/urandom | tee ${shellQuote(file)}`, 30);
     assert.equal(record.exitCode, 0);
     assert.equal(record.output.length, 1_000_000);
     const base64Length = Math.ceil(1_000_000 / 3) * 4;
-    assert.equal(Math.ceil(base64Length / BLOCK), 21);
-    assert.equal(blockDones, 20);
+    assert.equal(Math.ceil(base64Length / BLOCK), 41);
+    assert.equal(WINDOW, 4);
+    assert.equal(blockDones, 40);
     const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
     assert.equal(sum.output.toString().split(" ")[0], createHash("sha256").update(record.output).digest("hex"));
   });
@@ -673,6 +735,24 @@ describe("the guest-side shell code, run by the host's bash", () => {
     assert.equal(record.output.length, 1_000_000);
     const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
     assert.equal(sum.output.toString().split(" ")[0], createHash("sha256").update(record.output).digest("hex"));
+  });
+
+  test("outputs around the block size: raw below it, base64 from it on, every byte intact", async () => {
+    for (const size of [BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK]) {
+      const { record } = await run(`head -c ${size} /dev/zero | tr '\\0' x`, 30);
+      assert.deepEqual([record.exitCode, record.output.length], [0, size], `size ${size}`);
+      assert.ok(record.output.every((b) => b === 0x78), `size ${size}`);
+    }
+  });
+
+  test("a background job that writes after its command ended writes into nothing a later answer holds", async () => {
+    const { record } = await run("(sleep 0.3; echo late) & echo now", 30);
+    assert.equal(record.output.toString(), "now\n");
+    await delay(500);
+    const { record: next } = await run("echo next", 30);
+    assert.equal(next.output.toString(), "next\n");
+    const { record: after } = await run("sleep 0.5; echo after", 30);
+    assert.equal(after.output.toString(), "after\n");
   });
 
   test("a command that finishes in time leaves no watchdog or other process behind", async () => {
