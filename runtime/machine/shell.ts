@@ -245,27 +245,31 @@ export class BackdoorShell {
   }
 
   private onJunk(bytes: Buffer): void {
-    if (this.rawWaiter !== undefined) {
-      this.rawWaiter.text += bytes.toString("latin1");
-      if (this.rawWaiter.until.test(this.rawWaiter.text)) {
-        const w = this.rawWaiter;
+    const w = this.rawWaiter;
+    if (w !== undefined) {
+      const text = bytes.toString("latin1");
+      w.chunks.push(text);
+      // Only the tail is matched: a raw answer may be many megabytes.
+      w.tail = (w.tail + text).slice(-256);
+      if (w.until.test(w.tail)) {
         this.rawWaiter = undefined;
-        w.resolve(w.text);
+        w.resolve(w.chunks.join(""));
       }
       return;
     }
     this.hooks.onJunk(bytes.toString("utf8"));
   }
 
-  private rawWaiter: { until: RegExp; text: string; resolve(text: string): void } | undefined;
+  private rawWaiter: { until: RegExp; chunks: string[]; tail: string; resolve(text: string): void } | undefined;
 
   /**
    * Benchmarks only: writes `text` as is and resolves with the guest's raw
-   * answer once it matches `until`, bypassing the protocol (to compare framings).
+   * answer once its last 256 characters match `until`, bypassing the
+   * protocol (to compare framings).
    */
   rawExchange(text: string, until: RegExp): Promise<string> {
     return new Promise<string>((resolve) => {
-      this.rawWaiter = { until, text: "", resolve };
+      this.rawWaiter = { until, chunks: [], tail: "", resolve };
       this.socket.write(text);
     });
   }
