@@ -87,17 +87,17 @@ export class TimeoutError extends NixosTestError {
   }
 }
 
-/** The VM's QEMU process ended while the test still needed it. */
+/** The machine's process (QEMU, systemd-nspawn) ended while the test still needed it. */
 export class MachineCrashedError extends MachineError {
   readonly exitCode: number | null;
   readonly signal: string | null;
   readonly serialTail: string;
 
-  constructor(machine: string, doing: string, exitCode: number | null, signal: string | null, serialTail: string) {
+  constructor(machine: string, doing: string, exitCode: number | null, signal: string | null, serialTail: string, process = "QEMU") {
     const how = signal !== null ? `was killed by ${signal}` : `exited with status ${exitCode}`;
     super(
       machine,
-      `QEMU ${how} while ${doing}\n  last serial output:\n${indented(serialTail)}`,
+      `${process} ${how} while ${doing}\n  last ${process === "QEMU" ? "serial" : "console"} output:\n${indented(serialTail)}`,
       { code: "NTT_MACHINE_CRASHED" },
     );
     this.exitCode = exitCode;

@@ -6,8 +6,10 @@ import { CommandFailedError, TimeoutError, UsageError } from "../errors.js";
 import { retry, DEFAULT_WAIT_TIMEOUT } from "../polling.js";
 import { shellQuote } from "./framing.js";
 import { normaliseChord } from "./keys.js";
-import { MachineCore } from "./machine.js";
+import type { Machine } from "./machine.js";
 import {
+  DEFAULT_COMMAND_TIMEOUT,
+  PROBE_TIMEOUT,
   splitCommands,
   type CommandOptions,
   type CommandsAndOptions,
@@ -17,17 +19,19 @@ import {
 } from "./options.js";
 
 /** Commands, waits and file copies: everything built on the backdoor shell. */
-export class CommandMachine extends MachineCore {
+export class Commands {
+  constructor(private readonly m: Machine) {}
+
   /** Runs each command; throws `CommandFailedError` on the first non-zero exit. Returns the outputs, joined. */
   async succeed(...args: CommandsAndOptions): Promise<string> {
-    return this.api(async () => {
+    return this.m.api(async () => {
       const { commands, options } = splitCommands(args);
       let output = "";
       for (const command of commands) {
-        output += await this.logger.nested(`must succeed: ${command}`, { machine: this.name }, async () => {
-          const r = await this.run(command, options);
+        output += await this.m.logger.nested(`must succeed: ${command}`, { machine: this.m.name }, async () => {
+          const r = await this.m.run(command, options);
           if (r.timedOut) throw this.guestTimeout(command, options, r);
-          if (r.exitCode !== 0) throw new CommandFailedError(this.name, command, r.exitCode, r.output);
+          if (r.exitCode !== 0) throw new CommandFailedError(this.m.name, command, r.exitCode, r.output);
           return r.output;
         });
       }
@@ -37,13 +41,13 @@ export class CommandMachine extends MachineCore {
 
   /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. */
   async fail(...args: CommandsAndOptions): Promise<string> {
-    return this.api(async () => {
+    return this.m.api(async () => {
       const { commands, options } = splitCommands(args);
       let output = "";
       for (const command of commands) {
-        output += await this.logger.nested(`must fail: ${command}`, { machine: this.name }, async () => {
-          const r = await this.run(command, options);
-          if (r.exitCode === 0) throw new CommandFailedError(this.name, command, 0, r.output, true);
+        output += await this.m.logger.nested(`must fail: ${command}`, { machine: this.m.name }, async () => {
+          const r = await this.m.run(command, options);
+          if (r.exitCode === 0) throw new CommandFailedError(this.m.name, command, 0, r.output, true);
           return r.output;
         });
       }
@@ -86,18 +90,18 @@ export class CommandMachine extends MachineCore {
    * by an earlier call (it may span lines). Event-driven; default timeout 900 s.
    */
   async waitForConsoleText(pattern: string | RegExp, options: WaitOptions = {}): Promise<string> {
-    return this.api(() =>
-      this.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.name }, async () => {
+    return this.m.api(() =>
+      this.m.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.m.name }, async () => {
         // Multi-line, as Python's `$` also matches before the newline that ends each line.
         const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern.flags.includes("m") ? pattern : new RegExp(pattern.source, `${pattern.flags}m`);
         const timeout = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
         const budget = deadline(
-          [this.configSignal, options.signal],
+          [this.m.signal, options.signal],
           timeout,
-          timeoutError(`waiting for ${String(pattern)} on the console`, this.name, () => `  last console lines:\n${this.console.tail(10)}`),
+          timeoutError(`waiting for ${String(pattern)} on the console`, this.m.name, () => `  last console lines:\n${this.m.console.tail(10)}`),
         );
         try {
-          return await this.console.waitFor(regex, budget.signal);
+          return await this.m.console.waitFor(regex, budget.signal);
         } finally {
           budget.dispose();
         }
@@ -107,28 +111,28 @@ export class CommandMachine extends MachineCore {
 
   /** Sleeps in the guest's time (`sleep N` in the guest), as nixpkgs does. */
   async sleep(seconds: number): Promise<void> {
-    await this.api(async () => {
-      await this.run(`sleep ${Number(seconds)}`, { timeout: seconds + 60 });
+    await this.m.api(async () => {
+      await this.m.run(`sleep ${Number(seconds)}`, { timeout: seconds + PROBE_TIMEOUT });
     });
   }
 
   /** Presses a key or chord through QEMU's monitor: `ret`, `ctrl-alt-delete`, `ctrl+c`, `alt-f2`, `A`. */
   async sendKey(key: string, options: { delay?: number } = {}): Promise<void> {
-    await this.api(async () => {
+    await this.m.api(async () => {
       const chord = normaliseChord(key);
-      const answer = await this.sendMonitorCommand(`sendkey ${chord}`);
-      if (answer.trim() !== "") throw new UsageError(`${this.name}: sendkey ${chord} failed: ${answer.trim()}`);
-      await sleep((options.delay ?? 0.01) * 1000, this.configSignal);
+      const answer = await this.m.sendMonitorCommand(`sendkey ${chord}`);
+      if (answer.trim() !== "") throw new UsageError(`${this.m.name}: sendkey ${chord} failed: ${answer.trim()}`);
+      await sleep((options.delay ?? 0.01) * 1000, this.m.signal);
     });
   }
 
   /** Reboots the guest with ctrl-alt-delete; the next command waits for the new backdoor shell. */
   async reboot(): Promise<void> {
-    await this.api(() =>
-      this.logger.nested("rebooting", { machine: this.name }, async () => {
-        await this.ensureConnected(undefined);
+    await this.m.api(() =>
+      this.m.logger.nested("rebooting", { machine: this.m.name }, async () => {
+        await this.m.ensureConnected(undefined);
         await this.sendKey("ctrl-alt-delete");
-        await this.rebooting();
+        await this.m.rebooting();
       }),
     );
   }
@@ -138,10 +142,10 @@ export class CommandMachine extends MachineCore {
    * shared directory (mounted at /tmp/shared). Modes are kept; the owner is root.
    */
   async copyFromHost(source: string, target: string, options: CommandOptions = {}): Promise<void> {
-    await this.api(() =>
-      this.logger.nested(`copying ${source} from the host to ${target}`, { machine: this.name }, async () => {
-        await mkdir(this.config.sharedDir, { recursive: true });
-        const hostTmp = await mkdtemp(join(this.config.sharedDir, "copy-"));
+    await this.m.api(() =>
+      this.m.logger.nested(`copying ${source} from the host to ${target}`, { machine: this.m.name }, async () => {
+        await mkdir(this.m.config.sharedDir, { recursive: true });
+        const hostTmp = await mkdtemp(join(this.m.config.sharedDir, "copy-"));
         try {
           const name = basename(source);
           await cp(source, join(hostTmp, name), { recursive: true, preserveTimestamps: true });
@@ -162,23 +166,23 @@ export class CommandMachine extends MachineCore {
    * `targetDir`, relative to it), through the shared directory.
    */
   async copyFromMachine(source: string, targetDir = "", options: CommandOptions = {}): Promise<string> {
-    return this.api(() =>
-      this.logger.nested(`copying ${source} from the VM to the output directory`, { machine: this.name }, async () => {
+    return this.m.api(() =>
+      this.m.logger.nested(`copying ${source} from the VM to the output directory`, { machine: this.m.name }, async () => {
         if (isAbsolute(targetDir) || relative(".", join(".", targetDir)).startsWith("..")) {
           throw new UsageError(`copyFromMachine: targetDir must be a relative path inside the output directory, got ${JSON.stringify(targetDir)}`);
         }
         const name = basename(source);
         const hop = `copy-${randomBytes(6).toString("hex")}`;
         const guestDir = `/tmp/shared/${hop}`;
-        await mkdir(this.config.sharedDir, { recursive: true });
+        await mkdir(this.m.config.sharedDir, { recursive: true });
         try {
           await this.mustSucceed(`mkdir -p ${shellQuote(guestDir)} && cp -r ${shellQuote(source)} ${shellQuote(`${guestDir}/${name}`)}`, options);
-          const destination = join(this.config.outDir, targetDir, name);
+          const destination = join(this.m.config.outDir, targetDir, name);
           await mkdir(dirname(destination), { recursive: true });
-          await cp(join(this.config.sharedDir, hop, name), destination, { recursive: true, preserveTimestamps: true });
+          await cp(join(this.m.config.sharedDir, hop, name), destination, { recursive: true, preserveTimestamps: true });
           return destination;
         } finally {
-          await rm(join(this.config.sharedDir, hop), { recursive: true, force: true });
+          await rm(join(this.m.config.sharedDir, hop), { recursive: true, force: true });
         }
       }),
     );
@@ -189,43 +193,40 @@ export class CommandMachine extends MachineCore {
     return this.copyFromMachine(source, targetDir, options);
   }
 
-  private get configSignal(): AbortSignal {
-    return this.signal;
-  }
-
-  protected async mustSucceed(command: string, options: CommandOptions): Promise<ExecuteResult> {
-    const r = await this.run(command, options);
+  /** `run`, and an error for a non-zero exit or the guest-side timeout. @internal */
+  async mustSucceed(command: string, options: CommandOptions): Promise<ExecuteResult> {
+    const r = await this.m.run(command, options);
     if (r.timedOut) throw this.guestTimeout(command, options, r);
-    if (r.exitCode !== 0) throw new CommandFailedError(this.name, command, r.exitCode, r.output);
+    if (r.exitCode !== 0) throw new CommandFailedError(this.m.name, command, r.exitCode, r.output);
     return r;
   }
 
   private guestTimeout(command: string, options: CommandOptions, r: ExecuteResult): TimeoutError {
-    const seconds = options.timeout ?? 900;
+    const seconds = options.timeout ?? DEFAULT_COMMAND_TIMEOUT;
     const out = r.output === "" ? "" : `  output before it was killed:\n${r.output.replace(/^/gm, "    ")}`;
     return new TimeoutError(
       `command \`${command}\``,
       seconds,
-      this.name,
+      this.m.name,
       `  the guest-side timeout killed it (exit code 124); pass { timeout: <seconds> } for a longer limit\n${out}`.trimEnd(),
     );
   }
 
   private async waitForExit(command: string, options: WaitOptions, success: boolean): Promise<string> {
-    return this.api(() =>
-      this.logger.nested(`waiting for ${success ? "success" : "failure"}: ${command}`, { machine: this.name }, async () => {
+    return this.m.api(() =>
+      this.m.logger.nested(`waiting for ${success ? "success" : "failure"}: ${command}`, { machine: this.m.name }, async () => {
         let last: ExecuteResult | undefined;
         try {
           await retry(
             async (_lastTry, signal) => {
-              last = await this.run(command, { ...(signal ? { signal } : {}), timeout: options.timeout === undefined ? 900 : options.timeout });
+              last = await this.m.run(command, { ...(signal ? { signal } : {}), timeout: options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout });
               return (last.exitCode === 0) === success;
             },
-            { ...options, what: `waiting for ${success ? "success" : "failure"} of \`${command}\``, machine: this.name },
+            { ...options, what: `waiting for ${success ? "success" : "failure"} of \`${command}\``, machine: this.m.name },
           );
         } catch (error) {
           if (error instanceof TimeoutError && last !== undefined) {
-            throw new TimeoutError(error.what, error.timeout, this.name, `  last exit code ${last.exitCode}, output:\n${last.output.replace(/^/gm, "    ")}`.trimEnd());
+            throw new TimeoutError(error.what, error.timeout, this.m.name, `  last exit code ${last.exitCode}, output:\n${last.output.replace(/^/gm, "    ")}`.trimEnd());
           }
           throw error;
         }
@@ -236,14 +237,14 @@ export class CommandMachine extends MachineCore {
 
   /** A wait that is a shell test repeated until it gives the wanted answer. */
   private async waitQuietly(what: string, test: string, options: WaitOptions, success: boolean): Promise<void> {
-    await this.api(() =>
-      this.logger.nested(what, { machine: this.name }, () =>
+    await this.m.api(() =>
+      this.m.logger.nested(what, { machine: this.m.name }, () =>
         retry(
           async (_lastTry, signal) => {
-            const r = await this.run(test, { ...(signal ? { signal } : {}), timeout: 60 });
+            const r = await this.m.run(test, { ...(signal ? { signal } : {}), timeout: PROBE_TIMEOUT });
             return (r.exitCode === 0) === success;
           },
-          { ...options, what, machine: this.name },
+          { ...options, what, machine: this.m.name },
         ),
       ),
     );

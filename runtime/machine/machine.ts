@@ -1,497 +1,248 @@
-import { AsyncLocalStorage } from "node:async_hooks";
-import { mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { abortable, abortReason, deadline, sleep, timeoutError } from "../abort.js";
-import { attachLocation, captureCallSite } from "../callsite.js";
-import { MachineCrashedError, MachineError, OutputLostError, TimeoutError, UsageError } from "../errors.js";
-import type { Logger } from "../log/logger.js";
-import { SerialQueue } from "../queue.js";
-import { ConsoleLog } from "./console.js";
-import { Monitor } from "./monitor.js";
-import { QemuProcess } from "./process.js";
-import { QmpClient, type QmpEvent } from "./qmp.js";
-import { BackdoorShell, ShellDamagedError } from "./shell.js";
-import { Listener, socketPaths, type SocketPaths } from "./sockets.js";
-import { DEFAULT_COMMAND_TIMEOUT, type ExecuteOptions, type ExecuteResult, type StartOptions, type WaitOptions } from "./options.js";
-
-const apiDepth = new AsyncLocalStorage<true>();
-
-/** How long the host waits beyond the guest-side timeout before it gives up on the guest itself. */
-const HOST_GRACE_MS = 15_000;
-/** nixpkgs logs a hint after this much silence from the backdoor. */
-const SILENCE_HINT_MS = 30_000;
-
-export interface MachineConfig {
-  name: string;
-  startScript: string;
-  /** Where `vm-state-<name>` and the shared directory live. */
-  stateRoot: string;
-  /** Shared by all machines: mounted at /tmp/shared in each guest. */
-  sharedDir: string;
-  /** Where screenshots and copied files go. */
-  outDir: string;
-  keepVmState: boolean;
-  logger: Logger;
-  /** Aborted by the global timeout and by SIGINT/SIGTERM. */
-  signal: AbortSignal;
-  /** The interactive driver's Ctrl-C: aborts only the commands running now (see Driver.interrupt). */
-  interruptSignal?: () => AbortSignal;
-  /**
-   * Asked when a test-facing call fails (pause on failure): "retry" runs it
-   * again, "continue" makes it return undefined, "throw" lets the error go.
-   */
-  onFailure?: (error: unknown, machine: string) => Promise<"retry" | "continue" | "throw">;
-  /** Extra environment for the start script (`QEMU_VDE_SOCKET_<n>` from the vlans). */
-  env?: Record<string, string>;
-  /** Runs before every command and monitor command (the driver checks polling conditions here). */
-  beforeCommand?: () => Promise<void>;
-  /** Test hooks: throttle the backdoor reader, turn off flow control (see ShellHooks). */
-  shellReadDelayMs?: number;
-  shellNoFlowControl?: boolean;
-}
-
-interface Running {
-  process: QemuProcess;
-  sockets: SocketPaths;
-  listeners: Listener[];
-  shell: BackdoorShell | undefined;
-  monitor: Monitor | undefined;
-  qmp: QmpClient | undefined;
-  /** Set when the test itself ended the VM (shutdown, crash, reboot): its exit is not a crash. */
-  exitExpected: boolean;
-}
+import type { Capability, CapabilityMethod } from "./backend.js";
+import { Commands } from "./commands.js";
+import { MachineCore, type MachineConfig } from "./core.js";
+import { Network } from "./network.js";
+import type { CommandOptions, CommandsAndOptions, ExecuteResult, PortOptions, WaitOptions } from "./options.js";
+import { QemuBackend } from "./qemu.js";
+import { Screen, type KeyOptions } from "./screen.js";
+import { Systemd, type UnitOptions } from "./systemd.js";
+import type { MachineBackend } from "./backend.js";
 
 /**
- * The core of a VM: its QEMU process, the backdoor shell and the monitors.
- * The test-facing methods are in `Machine` (machine/index.ts); this class
- * holds the lifecycle and the primitives they are built on.
+ * A machine of the test (a QEMU VM or a systemd-nspawn container), with the
+ * Python driver's methods in camelCase. Every method is async; options
+ * (timeouts in seconds, an AbortSignal) go last. Commands to one machine run
+ * one at a time; different machines run concurrently, so
+ * `Promise.all([a.succeed(x), b.succeed(y)])` overlaps.
+ *
+ * The lifecycle and the command primitive are `MachineCore` (core.ts), over a
+ * backend (qemu.ts, container.ts). The test-script features are written once
+ * against it and composed here, one object each: commands and waits
+ * (commands.ts), systemd (systemd.ts), network (network.ts), screen
+ * (screen.ts). A method that needs what the backend lacks (a screen on a
+ * container) fails with one error naming the method and the machine kind.
  */
-export class MachineCore {
-  readonly name: string;
-  readonly stateDir: string;
-  protected readonly config: MachineConfig;
-  protected readonly logger: Logger;
-  protected readonly console = new ConsoleLog();
-  private readonly queue = new SerialQueue();
-  private running: Running | undefined;
-  private starting: Promise<Running> | undefined;
-  private connecting: Promise<void> | undefined;
-  private crashed: MachineCrashedError | undefined;
-  private allowReboot = false;
+export class Machine extends MachineCore {
+  private readonly commands = new Commands(this);
+  private readonly systemd = new Systemd(this);
+  private readonly network = new Network(this);
+  private readonly screen = new Screen(this);
 
-  constructor(config: MachineConfig) {
-    this.config = config;
-    this.name = config.name;
-    this.logger = config.logger;
-    this.stateDir = join(config.stateRoot, `vm-state-${config.name}`);
-    if (!config.keepVmState) rmSync(this.stateDir, { recursive: true, force: true });
-    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+  constructor(config: MachineConfig, backend: MachineBackend = new QemuBackend()) {
+    super(config, backend);
   }
 
-  /** QEMU runs (it may still be booting). */
-  get booted(): boolean {
-    return this.running?.process.running === true;
+  /** Runs each command; throws `CommandFailedError` on the first non-zero exit. Returns the outputs, joined. */
+  succeed(...args: CommandsAndOptions): Promise<string> {
+    return this.commands.succeed(...args);
   }
 
-  /** The backdoor shell answered. */
-  get connected(): boolean {
-    return this.booted && this.running?.shell?.connected === true;
+  /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. */
+  fail(...args: CommandsAndOptions): Promise<string> {
+    return this.commands.fail(...args);
   }
 
-  isUp(): boolean {
-    return this.connected;
+  /** Repeats `command` (backing off from 50 ms to 1 s) until it exits with 0; returns its output. Default timeout 900 s. */
+  waitUntilSucceeds(command: string, options: WaitOptions = {}): Promise<string> {
+    return this.commands.waitUntilSucceeds(command, options);
   }
 
-  /** QMP client of the running VM, for commands this API does not wrap. */
-  get qmp(): QmpClient {
-    const qmp = this.running?.qmp;
-    if (qmp === undefined) throw new MachineError(this.name, "QMP is not available: the machine is not running; call start() first");
-    return qmp;
+  /** Repeats `command` until it exits non-zero; returns its output. Default timeout 900 s. */
+  waitUntilFails(command: string, options: WaitOptions = {}): Promise<string> {
+    return this.commands.waitUntilFails(command, options);
   }
 
-  /** The serial console since the last start. */
-  getConsoleLog(): string {
-    return this.console.text();
+  waitForFile(path: string, options: WaitOptions = {}): Promise<void> {
+    return this.commands.waitForFile(path, options);
   }
 
-  log(message: string): void {
-    this.logger.log(message, { machine: this.name });
+  /** Waits until something listens on `port` (checked with `nc -z` inside the guest). */
+  waitForOpenPort(port: number, options: PortOptions = {}): Promise<void> {
+    return this.commands.waitForOpenPort(port, options);
   }
 
-  /** Starts QEMU and returns once it runs; it does not wait for the guest to boot. */
-  async start(options: StartOptions = {}): Promise<void> {
-    await this.api(async () => {
-      this.crashed = undefined; // an explicit start after a crash is the user's decision
-      await this.ensureStarted(options);
-    });
+  waitForClosedPort(port: number, options: PortOptions = {}): Promise<void> {
+    return this.commands.waitForClosedPort(port, options);
   }
 
-  /** Waits until the backdoor root shell answers (starting the VM first if needed). */
-  async connect(options: WaitOptions = {}): Promise<void> {
-    await this.api(() => this.ensureConnected(options.signal));
-  }
-
-  /** Waits for QEMU to exit (it does not make it exit). */
-  async waitForShutdown(options: WaitOptions = {}): Promise<void> {
-    await this.api(() =>
-      this.logger.nested("waiting for the VM to power off", { machine: this.name }, async () => {
-        const r = this.running;
-        if (r === undefined) return;
-        r.exitExpected = true;
-        const budget = deadline([this.signal, options.signal], options.timeout ?? null, timeoutError("waiting for shutdown", this.name));
-        try {
-          await abortable(r.process.exited, budget.signal);
-        } finally {
-          budget.dispose();
-        }
-      }),
-    );
-  }
-
-  /** Powers the guest off the way nixpkgs does (`poweroff` in the backdoor shell) and waits for QEMU to exit. */
-  async shutdown(options: WaitOptions = {}): Promise<void> {
-    await this.api(async () => {
-      if (!this.booted) return;
-      await this.ensureConnected(options.signal);
-      await this.queue.run(async () => {
-        const r = this.running;
-        if (r?.shell === undefined) return;
-        r.exitExpected = true;
-        r.shell.writeRaw("poweroff\n");
-      });
-      await this.waitForShutdown(options);
-    });
-  }
-
-  /** Simulates a power cut: QEMU quits at once. */
-  async crash(): Promise<void> {
-    await this.api(() =>
-      this.logger.nested("simulating a crash", { machine: this.name }, async () => {
-        const r = this.running;
-        if (r === undefined || !r.process.running) return;
-        r.exitExpected = true;
-        await r.monitor?.send("quit").catch(() => undefined);
-        await r.process.kill("SIGKILL");
-      }),
-    );
-  }
-
-  /** Sends an HMP command to QEMU's monitor and returns its answer. */
-  async sendMonitorCommand(command: string, options: WaitOptions = {}): Promise<string> {
-    return this.api(async () => {
-      await this.config.beforeCommand?.();
-      const r = await this.ensureStarted({});
-      if (r.monitor === undefined) throw new MachineError(this.name, "the monitor is not connected");
-      this.logger.debug(`sending monitor command: ${command}`, { machine: this.name });
-      return r.monitor.send(command, AbortSignal.any([this.signal, ...(options.signal ? [options.signal] : [])]));
-    });
-  }
-
-  /** Types into the guest's serial console (QEMU's stdin). */
-  sendConsole(text: string): void {
-    const r = this.running;
-    if (r === undefined || !r.process.running) throw new MachineError(this.name, "cannot write to the serial console: the machine is not running");
-    r.process.writeConsole(text);
-  }
-
-  /** The first QMP event from now on that `filter` accepts; default timeout 600 s, as nixpkgs. */
-  async waitForQmpEvent(filter: (event: QmpEvent) => boolean, options: WaitOptions = {}): Promise<QmpEvent> {
-    return this.api(async () => {
-      const qmp = this.qmp;
-      const budget = deadline([this.signal, options.signal], options.timeout === undefined ? 600 : options.timeout, timeoutError("waiting for a QMP event", this.name));
-      try {
-        return await qmp.waitForEvent(filter, budget.signal);
-      } finally {
-        budget.dispose();
-      }
-    });
+  waitForOpenUnixSocket(path: string, options: WaitOptions & { isDatagram?: boolean } = {}): Promise<void> {
+    return this.commands.waitForOpenUnixSocket(path, options);
   }
 
   /**
-   * Runs a command in the guest's root shell; never throws for a non-zero
-   * exit code (see `succeed`). The command runs under `set -euo pipefail`,
-   * stdin is /dev/null, stderr goes to the serial log.
+   * Waits until `pattern` matches the serial console output not yet consumed
+   * by an earlier call (it may span lines). Event-driven; default timeout 900 s.
    */
-  async execute(command: string, options: ExecuteOptions = {}): Promise<ExecuteResult> {
-    return this.api(() => this.run(command, options));
+  waitForConsoleText(pattern: string | RegExp, options: WaitOptions = {}): Promise<string> {
+    return this.commands.waitForConsoleText(pattern, options);
   }
 
-  /** The primitive behind every command: polling conditions, the queue, the shell, crash and loss reporting. */
-  protected async run(command: string, options: ExecuteOptions): Promise<ExecuteResult> {
-    await this.config.beforeCommand?.();
-    const guestTimeout = options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout;
-    const seconds = guestTimeout === null || guestTimeout === Infinity ? 0 : guestTimeout;
-    const signals = [this.signal, options.signal];
-    await this.ensureConnected(options.signal);
-    return this.queue.run(async () => {
-      const r = this.running;
-      if (r?.shell === undefined || !r.process.running) throw await this.crashedWhile(`running \`${command}\``);
-      const hostMs = seconds === 0 ? null : (seconds * 1000 + HOST_GRACE_MS) / 1000;
-      const budget = deadline(signals, hostMs, (s) =>
-        new TimeoutError(`command \`${command}\``, s, this.name, `the guest did not answer within its ${seconds} s timeout plus ${HOST_GRACE_MS / 1000} s: it may be hung or overloaded`),
-      );
-      const promise = r.shell.run(command, seconds, budget.signal);
-      if (options.checkOutput === false) {
-        promise.catch(() => undefined);
-        budget.dispose();
-        return result(-2, Buffer.alloc(0), false);
-      }
-      try {
-        const answer = await promise;
-        return result(answer.exitCode, answer.output, answer.timedOut);
-      } catch (error) {
-        if (error instanceof ShellDamagedError) {
-          const d = error.damage;
-          throw new OutputLostError(this.name, command, d.expected, d.received, d.why);
-        }
-        if (!r.process.running || budget.signal.aborted === false) {
-          if (!r.process.running || (await this.exitedSoon(r))) throw await this.crashedWhile(`running \`${command}\``);
-        }
-        throw error;
-      } finally {
-        budget.dispose();
-      }
+  /** Sleeps in the guest's time (`sleep N` in the guest), as nixpkgs does. */
+  sleep(seconds: number): Promise<void> {
+    return this.commands.sleep(seconds);
+  }
+
+  /** Presses a key or chord through QEMU's monitor: `ret`, `ctrl-alt-delete`, `ctrl+c`, `alt-f2`, `A`. */
+  sendKey(key: string, options: { delay?: number } = {}): Promise<void> {
+    return this.needs("keys", "sendKey", () => this.commands.sendKey(key, options));
+  }
+
+  /** Reboots the guest with ctrl-alt-delete; the next command waits for the new backdoor shell. */
+  reboot(): Promise<void> {
+    return this.needs("keys", "reboot", () => this.commands.reboot());
+  }
+
+  /**
+   * Copies a host file or directory into the guest at `target`, through the
+   * shared directory (mounted at /tmp/shared). Modes are kept; the owner is root.
+   */
+  copyFromHost(source: string, target: string, options: CommandOptions = {}): Promise<void> {
+    return this.commands.copyFromHost(source, target, options);
+  }
+
+  /**
+   * Copies a guest file or directory into the output directory (under
+   * `targetDir`, relative to it), through the shared directory.
+   */
+  copyFromMachine(source: string, targetDir = "", options: CommandOptions = {}): Promise<string> {
+    return this.commands.copyFromMachine(source, targetDir, options);
+  }
+
+  /** nixpkgs' older name of `copyFromMachine`. */
+  copyFromVm(source: string, targetDir = "", options: CommandOptions = {}): Promise<string> {
+    return this.commands.copyFromVm(source, targetDir, options);
+  }
+
+  /** @internal */
+  mustSucceed(command: string, options: CommandOptions): Promise<ExecuteResult> {
+    return this.commands.mustSucceed(command, options);
+  }
+
+  /** Runs `systemctl <args>` (for a user: as that user, against their manager); never throws for the exit code. */
+  systemctl(args: string, options: UnitOptions & CommandOptions = {}): Promise<{ exitCode: number; output: string }> {
+    return this.systemd.systemctl(args, options);
+  }
+
+  startJob(unit: string, options: UnitOptions = {}): Promise<{ exitCode: number; output: string }> {
+    return this.systemd.startJob(unit, options);
+  }
+
+  stopJob(unit: string, options: UnitOptions = {}): Promise<{ exitCode: number; output: string }> {
+    return this.systemd.stopJob(unit, options);
+  }
+
+  /** All properties of a unit (`systemctl show`). */
+  getUnitInfo(unit: string, options: UnitOptions = {}): Promise<Record<string, string>> {
+    return this.systemd.getUnitInfo(unit, options);
+  }
+
+  getUnitProperty(unit: string, property: string, options: UnitOptions = {}): Promise<string> {
+    return this.systemd.getUnitProperty(unit, property, options);
+  }
+
+  /** Fails unless the unit's ActiveState is `state` (default `active`). */
+  requireUnitState(unit: string, state = "active", options: UnitOptions = {}): Promise<void> {
+    return this.systemd.requireUnitState(unit, state, options);
+  }
+
+  /**
+   * Waits until the unit is active. Fails at once when it enters `failed`, or
+   * is inactive with no job pending, with `systemctl status` and its last
+   * journal lines in the error.
+   */
+  waitForUnit(unit: string, options: UnitOptions & WaitOptions = {}): Promise<void> {
+    return this.systemd.waitForUnit(unit, options);
+  }
+
+  /** Waits for a job (unit) to be active; nixpkgs' alias of `waitForUnit`. */
+  waitForJob(unit: string, options: UnitOptions & WaitOptions = {}): Promise<void> {
+    return this.systemd.waitForJob(unit, options);
+  }
+
+  /**
+   * Cuts the machine off its first vlan (QEMU `set_link … off` on the first
+   * vlan NIC; eth0, the user-mode NIC, stays up), as nixpkgs does.
+   */
+  block(): Promise<void> {
+    return this.needs("nic", "block", () => this.network.block());
+  }
+
+  unblock(): Promise<void> {
+    return this.needs("nic", "unblock", () => this.network.unblock());
+  }
+
+  /** Forwards a host TCP port to a guest port over the user-mode NIC (`hostfwd_add`); defaults 8080 → 80, as nixpkgs. */
+  forwardPort(options: { hostPort?: number; guestPort?: number } = {}): Promise<void> {
+    return this.needs("monitor", "forwardPort", () => this.network.forwardPort(options));
+  }
+
+  /**
+   * Saves a PNG of the VGA screen (QMP `screendump`). A name without an
+   * extension gets `.png`; a relative name lands in the output directory.
+   * Returns the file's path.
+   */
+  screenshot(name: string): Promise<string> {
+    return this.needs("screen", "screenshot", () => this.screen.screenshot(name));
+  }
+
+  /** Types text key by key (a US keyboard); newlines press return. */
+  sendChars(text: string, options: KeyOptions = {}): Promise<void> {
+    return this.needs("keys", "sendChars", () => this.screen.sendChars(text, options));
+  }
+
+  /** The screen's text by OCR (tesseract) of one screenshot, without preprocessing. */
+  getScreenText(): Promise<string> {
+    return this.needs("screen", "getScreenText", () => this.screen.getScreenText());
+  }
+
+  /** OCR of the raw screenshot and of nixpkgs' two preprocessed variants (more robust, slower). */
+  getScreenTextVariants(): Promise<string[]> {
+    return this.needs("screen", "getScreenTextVariants", () => this.screen.getScreenTextVariants());
+  }
+
+  /** Waits until OCR of the screen finds `pattern` (any variant). Default timeout 900 s. */
+  waitForText(pattern: string | RegExp, options: WaitOptions = {}): Promise<void> {
+    return this.needs("screen", "waitForText", () => this.screen.waitForText(pattern, options));
+  }
+
+  /** Text on virtual console `tty` (as nixpkgs: `/dev/vcs<tty>` folded to the console's width). */
+  getTtyText(tty: number | string): Promise<string> {
+    return this.needs("screen", "getTtyText", () => this.screen.getTtyText(tty));
+  }
+
+  /** Waits until the text of virtual console `tty` matches `pattern`. */
+  waitUntilTtyMatches(tty: number | string, pattern: string | RegExp, options: WaitOptions = {}): Promise<void> {
+    return this.needs("screen", "waitUntilTtyMatches", () => this.screen.waitUntilTtyMatches(tty, pattern, options));
+  }
+
+  /** Logs the text of virtual console `tty` into the journal (nixpkgs' dump_tty_contents). */
+  dumpTtyContents(tty: number | string): Promise<void> {
+    return this.needs("screen", "dumpTtyContents", () => this.screen.dumpTtyContents(tty));
+  }
+
+  /** Waits for the X server (graphical target reached and its socket present). */
+  waitForX(options: WaitOptions = {}): Promise<void> {
+    return this.needs("screen", "waitForX", () => this.screen.waitForX(options));
+  }
+
+  /** The titles of the X11 windows (`xwininfo -root -tree`). */
+  getWindowNames(): Promise<string[]> {
+    return this.needs("screen", "getWindowNames", () => this.screen.getWindowNames());
+  }
+
+  /** Waits until a window title matches `pattern`. */
+  waitForWindow(pattern: string | RegExp, options: WaitOptions = {}): Promise<void> {
+    return this.needs("screen", "waitForWindow", () => this.screen.waitForWindow(pattern, options));
+  }
+
+  /** Runs `fn` if the backend has `capability`, else fails with the "not on this kind of machine" error at the caller's line. */
+  private needs<T>(capability: Capability, method: CapabilityMethod, fn: () => Promise<T>): Promise<T> {
+    return this.api(async () => {
+      this.require(capability, method);
+      return fn();
     });
-  }
-
-  /** Benchmarks only: a raw exchange on the backdoor shell, serialised with commands (see BackdoorShell.rawExchange). */
-  async rawShellExchange(text: string, until: RegExp): Promise<string> {
-    await this.ensureConnected(undefined);
-    return this.queue.run(async () => {
-      const shell = this.running?.shell;
-      if (shell === undefined) throw await this.crashedWhile("a raw exchange");
-      return shell.rawExchange(text, until);
-    });
-  }
-
-  /** Called by `reboot`: the guest is going down; its next shell announces itself anew. */
-  protected async rebooting(): Promise<void> {
-    const r = this.running;
-    if (r === undefined) return;
-    r.shell?.expectNewShell();
-    if (!this.allowReboot) {
-      // QEMU runs with -no-reboot, so it exits; start it again, which is what a reboot means.
-      r.exitExpected = true;
-      await r.process.exited;
-      await this.ensureStarted({ allowReboot: false });
-    }
-  }
-
-  /** Ends QEMU if it still runs and releases sockets; safe to call any time, also twice. */
-  async release(): Promise<void> {
-    const r = this.running;
-    if (r === undefined) return;
-    r.exitExpected = true;
-    if (r.process.running) await r.process.kill("SIGKILL");
-    this.closeConnections(r);
-  }
-
-  /** Public methods run through here so that errors remember the test script's line. */
-  protected async api<T>(fn: () => Promise<T>): Promise<T> {
-    const site = captureCallSite();
-    // Only the outermost call (the one the script made) may pause on failure.
-    const outermost = apiDepth.getStore() === undefined;
-    for (;;) {
-      try {
-        return await apiDepth.run(true, fn);
-      } catch (error) {
-        attachLocation(error, site);
-        if (!outermost || this.config.onFailure === undefined || this.config.signal.aborted) throw error;
-        const decision = await this.config.onFailure(error, this.name);
-        if (decision === "retry") continue;
-        if (decision === "continue") return undefined as T;
-        throw error;
-      }
-    }
-  }
-
-  /** The signal of one operation: the whole test's, plus the interactive Ctrl-C. */
-  protected get signal(): AbortSignal {
-    const interrupt = this.config.interruptSignal?.();
-    return interrupt === undefined ? this.config.signal : AbortSignal.any([this.config.signal, interrupt]);
-  }
-
-  protected async ensureConnected(signal: AbortSignal | undefined): Promise<void> {
-    if (this.connected) return;
-    this.connecting ??= this.waitForShell(signal).finally(() => {
-      this.connecting = undefined;
-    });
-    await abortable(this.connecting, signal);
-  }
-
-  private async waitForShell(signal: AbortSignal | undefined): Promise<void> {
-    const r = await this.ensureStarted({});
-    const shell = r.shell;
-    if (shell === undefined) throw await this.crashedWhile("connecting to the backdoor shell");
-    const began = performance.now();
-    await this.logger.nested("waiting for the VM to finish booting", { machine: this.name }, async () => {
-      const waiting = abortable(shell.waitForMarker(), this.signal);
-      waiting.catch(() => undefined); // raced below; its rejection may come after the race is over
-      for (;;) {
-        const tick = sleep(SILENCE_HINT_MS, this.signal).then(() => "tick" as const);
-        tick.catch(() => undefined);
-        // The shell's socket closes before QEMU's output is drained (which `exited` waits for): a closed shell is an exit too.
-        const ready = waiting.then(
-          () => "ready" as const,
-          async (error: unknown) => {
-            if (await this.exitedSoon(r)) return "exited" as const;
-            throw error;
-          },
-        );
-        const winner = await Promise.race([ready, tick, r.process.exited.then(() => "exited" as const)]);
-        if (winner === "ready") break;
-        if (winner === "exited") throw await this.crashedWhile("booting (before the backdoor shell started)");
-        if (signal?.aborted) throw abortReason(signal);
-        if (shell.silentFor >= SILENCE_HINT_MS) {
-          this.logger.warning(
-            `Guest root shell did not produce any data for ${Math.round(shell.silentFor / 1000)} s. ` +
-              "Check the serial log above: is the kernel still booting, did init fail? " +
-              "On NixOS, run 'systemctl status backdoor.service' in the VM (e.g. from the interactive driver).",
-            { machine: this.name },
-          );
-        }
-      }
-    });
-    this.log(`connected to guest root shell (connecting took ${((performance.now() - began) / 1000).toFixed(2)} seconds)`);
-  }
-
-  protected async ensureStarted(options: StartOptions): Promise<Running> {
-    if (this.running?.process.running) return this.running;
-    if (this.crashed !== undefined) throw this.crashed;
-    this.starting ??= this.launch(options).finally(() => {
-      this.starting = undefined;
-    });
-    return this.starting;
-  }
-
-  private async launch(options: StartOptions): Promise<Running> {
-    if (this.config.signal.aborted) throw abortReason(this.config.signal);
-    this.allowReboot = options.allowReboot ?? false;
-    this.console.reset();
-    const sockets = socketPaths(this.stateDir);
-    const monitorListener = await Listener.listen(sockets.monitor);
-    const shellListener = await Listener.listen(sockets.shell);
-    rmSync(sockets.qmp, { force: true });
-    const args = [
-      "-qmp", `unix:${sockets.qmp},server=on,wait=off`,
-      "-monitor", `unix:${sockets.monitor}`,
-      "-chardev", `socket,id=shell,path=${sockets.shell}`,
-      "-device", "virtio-serial",
-      "-device", "virtconsole,chardev=shell",
-      "-device", "virtio-rng-pci",
-      "-serial", "stdio",
-      ...(this.allowReboot ? [] : ["-no-reboot"]),
-      ...(process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? [] : ["-nographic"]),
-    ];
-    const env = {
-      ...process.env,
-      ...this.config.env,
-      TMPDIR: this.stateDir,
-      SHARED_DIR: this.config.sharedDir,
-      USE_TMPDIR: "1",
-      NIX_EFI_VARS: join(this.stateDir, `${this.name}-efi-vars.fd`),
-    };
-    const qemu = new QemuProcess({
-      startScript: this.config.startScript,
-      args,
-      cwd: this.stateDir,
-      env,
-      onLine: (line) => {
-        this.console.push(line);
-        this.logger.serial(this.name, line);
-      },
-    });
-    const r: Running = {
-      process: qemu,
-      sockets,
-      listeners: [monitorListener, shellListener],
-      shell: undefined,
-      monitor: undefined,
-      qmp: undefined,
-      exitExpected: false,
-    };
-    this.running = r;
-    void qemu.exited.then(() => this.onExit(r));
-    try {
-      const [monitorSocket, shellSocket] = await Promise.race([
-        Promise.all([monitorListener.accepted(), shellListener.accepted()]),
-        qemu.exited.then(async () => {
-          throw await this.crashedWhile("starting (QEMU exited before it connected its sockets)");
-        }),
-        abortable(new Promise<never>(() => undefined), this.config.signal),
-      ]);
-      r.monitor = new Monitor(monitorSocket);
-      r.shell = new BackdoorShell(shellSocket, {
-        onJunk: (text) => {
-          const t = text.trim();
-          if (t !== "") this.logger.debug(`Guest shell says: ${JSON.stringify(t)}`, { machine: this.name });
-        },
-        ...(this.config.shellReadDelayMs === undefined ? {} : { readDelayMs: this.config.shellReadDelayMs }),
-        ...(this.config.shellNoFlowControl === true ? { noFlowControl: true } : {}),
-      });
-      r.qmp = await QmpClient.connect(sockets.qmp, this.config.signal);
-      this.log(`QEMU running (pid ${qemu.pid})`);
-      return r;
-    } catch (error) {
-      // If QEMU died, that is the story (with its output), not the socket that closed.
-      const died = !qemu.running || (await this.exitedSoon(r));
-      await qemu.kill("SIGKILL");
-      this.closeConnections(r);
-      if (died && !this.config.signal.aborted) throw this.crashError("starting", r);
-      throw error;
-    }
-  }
-
-  private onExit(r: Running): void {
-    const status = r.process.exitStatus;
-    const how = status?.signal ? `killed by ${status.signal}` : `exited with status ${status?.code}`;
-    if (r.exitExpected) {
-      this.log(`QEMU ${how}`);
-    } else {
-      this.crashed = this.crashError("the test still needed it", r);
-      this.logger.error(`QEMU ${how} unexpectedly; last serial output:\n${this.console.tail(10)}`, { machine: this.name });
-    }
-    r.shell?.fail(this.crashed ?? new MachineError(this.name, `the machine is not running (QEMU ${how})`));
-    this.closeConnections(r);
-  }
-
-  private closeConnections(r: Running): void {
-    r.shell?.destroy();
-    r.monitor?.close();
-    r.qmp?.close();
-    for (const l of r.listeners) l.close();
-    if (r.sockets.fallbackDir !== undefined) rmSync(r.sockets.fallbackDir, { recursive: true, force: true });
-  }
-
-  /** After a connection dropped: did QEMU exit (give it a moment to be reaped)? */
-  private async exitedSoon(r: Running): Promise<boolean> {
-    const exited = await Promise.race([r.process.exited.then(() => true), sleep(2000).then(() => false)]);
-    return exited;
-  }
-
-  private async crashedWhile(doing: string): Promise<MachineCrashedError> {
-    const r = this.running;
-    if (r !== undefined) await Promise.race([r.process.exited, sleep(2000)]);
-    return this.crashError(doing, r);
-  }
-
-  private crashError(doing: string, r: Running | undefined): MachineCrashedError {
-    const status = r?.process.exitStatus;
-    return new MachineCrashedError(this.name, doing, status?.code ?? null, status?.signal ?? null, this.console.tail(20));
   }
 }
 
-function result(exitCode: number, bytes: Buffer, timedOut: boolean): ExecuteResult {
-  let text: string | undefined;
-  return {
-    exitCode,
-    bytes,
-    timedOut,
-    get output(): string {
-      text ??= bytes.toString("utf8");
-      return text;
-    },
-  };
-}
-
-export { UsageError };
+/** The test-facing API of a container machine: a `Machine` without what needs a screen, keys, QEMU's monitor or QMP. */
+export type ContainerMachine = Omit<Machine, CapabilityMethod>;

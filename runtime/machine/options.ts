@@ -41,7 +41,12 @@ export interface StartOptions {
   allowReboot?: boolean;
 }
 
+/** nixpkgs' guest-side limit of `execute` and the waits that repeat a command, in seconds. */
 export const DEFAULT_COMMAND_TIMEOUT = 900;
+/** nixpkgs' default wait for a QMP event, in seconds. */
+export const QMP_EVENT_TIMEOUT = 600;
+/** Guest-side limit of the short probes the waits and helpers run (`nc -z`, `systemctl show`, `xwininfo`), in seconds. */
+export const PROBE_TIMEOUT = 60;
 
 /** `succeed("a", "b", { timeout: 5 })`: trailing options after any number of commands. */
 export type CommandsAndOptions = [string, ...string[]] | [string, ...string[], CommandOptions];

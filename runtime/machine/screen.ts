@@ -5,7 +5,8 @@ import { sleep } from "../abort.js";
 import { MachineError, TimeoutError, UsageError } from "../errors.js";
 import { retry } from "../polling.js";
 import { keyForChar } from "./keys.js";
-import { NetworkMachine } from "./network.js";
+import type { Machine } from "./machine.js";
+import { PROBE_TIMEOUT } from "./options.js";
 import { readScreen } from "./ocr.js";
 import type { WaitOptions } from "./options.js";
 
@@ -15,23 +16,25 @@ export interface KeyOptions {
 }
 
 /** The screen: screenshots, keys, OCR, X11 windows and virtual consoles. */
-export class ScreenMachine extends NetworkMachine {
+export class Screen {
+  constructor(private readonly m: Machine) {}
+
   /**
    * Saves a PNG of the VGA screen (QMP `screendump`). A name without an
    * extension gets `.png`; a relative name lands in the output directory.
    * Returns the file's path.
    */
   async screenshot(name: string): Promise<string> {
-    return this.api(async () => {
+    return this.m.api(async () => {
       const file = extname(name) === "" ? `${name}.png` : name;
-      const path = isAbsolute(file) ? file : join(this.config.outDir, file);
+      const path = isAbsolute(file) ? file : join(this.m.config.outDir, file);
       await mkdir(dirname(path), { recursive: true });
       // QEMU writes the file itself; a private temporary name, then a rename, so a reader never sees half a PNG.
       const dir = await mkdtemp(join(tmpdir(), "ntt-shot-"));
       try {
         const tmp = join(dir, "screen.png");
-        await this.qmp.execute("screendump", { filename: tmp, format: "png" }, this.signal).catch((error: Error) => {
-          throw new MachineError(this.name, `screendump failed (${error.message}); does the VM have a display device?`, { cause: error });
+        await this.m.qmp.execute("screendump", { filename: tmp, format: "png" }, this.m.signal).catch((error: Error) => {
+          throw new MachineError(this.m.name, `screendump failed (${error.message}); does the VM have a display device?`, { cause: error });
         });
         await rename(tmp, path).catch(async () => {
           const { copyFile } = await import("node:fs/promises");
@@ -40,21 +43,21 @@ export class ScreenMachine extends NetworkMachine {
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-      this.log(`screenshot saved to ${path}`);
+      this.m.log(`screenshot saved to ${path}`);
       return path;
     });
   }
 
   /** Types text key by key (a US keyboard); newlines press return. */
   async sendChars(text: string, options: KeyOptions = {}): Promise<void> {
-    await this.api(() =>
-      this.logger.nested(`sending keys ${JSON.stringify(text)}`, { machine: this.name }, async () => {
+    await this.m.api(() =>
+      this.m.logger.nested(`sending keys ${JSON.stringify(text)}`, { machine: this.m.name }, async () => {
         for (const char of text) {
           const key = keyForChar(char);
-          if (key === undefined) throw new UsageError(`${this.name}: sendChars cannot type ${JSON.stringify(char)}: a US keyboard has no key for it`);
-          const answer = await this.sendMonitorCommand(`sendkey ${key}`);
-          if (answer.trim() !== "") throw new UsageError(`${this.name}: sendkey ${key} failed: ${answer.trim()}`);
-          await sleep((options.delay ?? 0.01) * 1000, this.signal);
+          if (key === undefined) throw new UsageError(`${this.m.name}: sendChars cannot type ${JSON.stringify(char)}: a US keyboard has no key for it`);
+          const answer = await this.m.sendMonitorCommand(`sendkey ${key}`);
+          if (answer.trim() !== "") throw new UsageError(`${this.m.name}: sendkey ${key} failed: ${answer.trim()}`);
+          await sleep((options.delay ?? 0.01) * 1000, this.m.signal);
         }
       }),
     );
@@ -62,19 +65,19 @@ export class ScreenMachine extends NetworkMachine {
 
   /** The screen's text by OCR (tesseract) of one screenshot, without preprocessing. */
   async getScreenText(): Promise<string> {
-    return this.api(async () => (await this.ocr(false))[0] ?? "");
+    return this.m.api(async () => (await this.ocr(false))[0] ?? "");
   }
 
   /** OCR of the raw screenshot and of nixpkgs' two preprocessed variants (more robust, slower). */
   async getScreenTextVariants(): Promise<string[]> {
-    return this.api(() => this.ocr(true));
+    return this.m.api(() => this.ocr(true));
   }
 
   /** Waits until OCR of the screen finds `pattern` (any variant). Default timeout 900 s. */
   async waitForText(pattern: string | RegExp, options: WaitOptions = {}): Promise<void> {
     const regex = typeof pattern === "string" ? new RegExp(pattern) : pattern;
-    await this.api(() =>
-      this.logger.nested(`waiting for ${String(regex)} to appear on the screen`, { machine: this.name }, async () => {
+    await this.m.api(() =>
+      this.m.logger.nested(`waiting for ${String(regex)} to appear on the screen`, { machine: this.m.name }, async () => {
         let last: string[] = [];
         try {
           await retry(
@@ -85,11 +88,11 @@ export class ScreenMachine extends NetworkMachine {
               last = await this.ocr(true);
               return last.some((text) => regex.test(text));
             },
-            { ...options, what: `waiting for ${String(regex)} on the screen`, machine: this.name },
+            { ...options, what: `waiting for ${String(regex)} on the screen`, machine: this.m.name },
           );
         } catch (error) {
           if (error instanceof TimeoutError) {
-            throw new TimeoutError(error.what, error.timeout, this.name, `  the screen last read:\n${(last[0] ?? "").replace(/^/gm, "    ")}`);
+            throw new TimeoutError(error.what, error.timeout, this.m.name, `  the screen last read:\n${(last[0] ?? "").replace(/^/gm, "    ")}`);
           }
           throw error;
         }
@@ -100,9 +103,9 @@ export class ScreenMachine extends NetworkMachine {
   /** Text on virtual console `tty` (as nixpkgs: `/dev/vcs<tty>` folded to the console's width). */
   async getTtyText(tty: number | string): Promise<string> {
     const n = String(tty);
-    return this.api(async () => {
-      const r = await this.execute(`fold -w "$(stty -F /dev/tty${n} size | cut -d' ' -f2)" /dev/vcs${n}`, { timeout: 60 });
-      if (r.exitCode !== 0) throw new MachineError(this.name, `cannot read virtual console ${n} (exit code ${r.exitCode}): ${r.output}`);
+    return this.m.api(async () => {
+      const r = await this.m.execute(`fold -w "$(stty -F /dev/tty${n} size | cut -d' ' -f2)" /dev/vcs${n}`, { timeout: PROBE_TIMEOUT });
+      if (r.exitCode !== 0) throw new MachineError(this.m.name, `cannot read virtual console ${n} (exit code ${r.exitCode}): ${r.output}`);
       return r.output;
     });
   }
@@ -110,33 +113,33 @@ export class ScreenMachine extends NetworkMachine {
   /** Waits until the text of virtual console `tty` matches `pattern`. */
   async waitUntilTtyMatches(tty: number | string, pattern: string | RegExp, options: WaitOptions = {}): Promise<void> {
     const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern;
-    await this.api(() =>
-      this.logger.nested(`waiting for ${String(regex)} on tty${tty}`, { machine: this.name }, () =>
-        retry(async () => regex.test(await this.getTtyText(tty)), { ...options, what: `waiting for ${String(regex)} on tty${tty}`, machine: this.name }),
+    await this.m.api(() =>
+      this.m.logger.nested(`waiting for ${String(regex)} on tty${tty}`, { machine: this.m.name }, () =>
+        retry(async () => regex.test(await this.getTtyText(tty)), { ...options, what: `waiting for ${String(regex)} on tty${tty}`, machine: this.m.name }),
       ),
     );
   }
 
   /** Logs the text of virtual console `tty` into the journal (nixpkgs' dump_tty_contents). */
   async dumpTtyContents(tty: number | string): Promise<void> {
-    await this.api(async () => {
-      await this.mustSucceed(`fold -w 80 /dev/vcs${String(tty)} | systemd-cat`, { timeout: 60 });
+    await this.m.api(async () => {
+      await this.m.mustSucceed(`fold -w 80 /dev/vcs${String(tty)} | systemd-cat`, { timeout: PROBE_TIMEOUT });
     });
   }
 
   /** Waits for the X server (graphical target reached and its socket present). */
   async waitForX(options: WaitOptions = {}): Promise<void> {
-    await this.api(() =>
-      this.logger.nested("waiting for the X11 server", { machine: this.name }, () =>
+    await this.m.api(() =>
+      this.m.logger.nested("waiting for the X11 server", { machine: this.m.name }, () =>
         retry(
           async () => {
-            const r = await this.execute(
+            const r = await this.m.execute(
               "journalctl -b SYSLOG_IDENTIFIER=systemd | grep -q 'Reached target Current graphical' && [ -e /tmp/.X11-unix/X0 ]",
-              { timeout: 60 },
+              { timeout: PROBE_TIMEOUT },
             );
             return r.exitCode === 0;
           },
-          { ...options, what: "waiting for the X11 server", machine: this.name },
+          { ...options, what: "waiting for the X11 server", machine: this.m.name },
         ),
       ),
     );
@@ -144,9 +147,9 @@ export class ScreenMachine extends NetworkMachine {
 
   /** The titles of the X11 windows (`xwininfo -root -tree`). */
   async getWindowNames(): Promise<string[]> {
-    return this.api(async () => {
-      const r = await this.execute("xwininfo -root -tree", { timeout: 60 });
-      if (r.exitCode !== 0) throw new MachineError(this.name, `xwininfo failed (exit code ${r.exitCode}); is X running?`);
+    return this.m.api(async () => {
+      const r = await this.m.execute("xwininfo -root -tree", { timeout: PROBE_TIMEOUT });
+      if (r.exitCode !== 0) throw new MachineError(this.m.name, `xwininfo failed (exit code ${r.exitCode}); is X running?`);
       return parseWindowNames(r.output);
     });
   }
@@ -154,15 +157,15 @@ export class ScreenMachine extends NetworkMachine {
   /** Waits until a window title matches `pattern`. */
   async waitForWindow(pattern: string | RegExp, options: WaitOptions = {}): Promise<void> {
     const regex = typeof pattern === "string" ? new RegExp(pattern) : pattern;
-    await this.api(() =>
-      this.logger.nested(`waiting for a window matching ${String(regex)}`, { machine: this.name }, () =>
+    await this.m.api(() =>
+      this.m.logger.nested(`waiting for a window matching ${String(regex)}`, { machine: this.m.name }, () =>
         retry(
           async (lastTry) => {
             const names = await this.getWindowNames();
-            if (lastTry) this.log(`window names: ${names.join(", ")}`);
+            if (lastTry) this.m.log(`window names: ${names.join(", ")}`);
             return names.some((n) => regex.test(n));
           },
-          { ...options, what: `waiting for a window matching ${String(regex)}`, machine: this.name },
+          { ...options, what: `waiting for a window matching ${String(regex)}`, machine: this.m.name },
         ),
       ),
     );
@@ -172,8 +175,8 @@ export class ScreenMachine extends NetworkMachine {
     const dir = await mkdtemp(join(tmpdir(), "ntt-ocr-shot-"));
     try {
       const png = join(dir, "screen.png");
-      await this.qmp.execute("screendump", { filename: png, format: "png" }, this.signal);
-      return await readScreen(this.name, png, variants);
+      await this.m.qmp.execute("screendump", { filename: png, format: "png" }, this.m.signal);
+      return await readScreen(this.m.name, png, variants);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

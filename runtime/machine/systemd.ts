@@ -1,6 +1,7 @@
 import { CommandFailedError, MachineError, UnitFailedError } from "../errors.js";
 import { retry } from "../polling.js";
-import { CommandMachine } from "./commands.js";
+import type { Machine } from "./machine.js";
+import { PROBE_TIMEOUT } from "./options.js";
 import { shellQuote } from "./framing.js";
 import type { CommandOptions, WaitOptions } from "./options.js";
 
@@ -10,22 +11,24 @@ export interface UnitOptions {
 }
 
 /** systemd methods, as nixpkgs' Python driver has them. */
-export class SystemdMachine extends CommandMachine {
+export class Systemd {
+  constructor(private readonly m: Machine) {}
+
   /** Runs `systemctl <args>` (for a user: as that user, against their manager); never throws for the exit code. */
   async systemctl(args: string, options: UnitOptions & CommandOptions = {}): Promise<{ exitCode: number; output: string }> {
     const command =
       options.user === undefined
         ? `systemctl ${args}`
         : `su -l ${shellQuote(options.user)} --shell /bin/sh -c ${shellQuote(`XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user ${args}`)}`;
-    const r = await this.execute(command, options);
+    const r = await this.m.execute(command, options);
     return { exitCode: r.exitCode, output: r.output };
   }
 
   /** All properties of a unit (`systemctl show`). */
   async getUnitInfo(unit: string, options: UnitOptions = {}): Promise<Record<string, string>> {
-    return this.api(async () => {
+    return this.m.api(async () => {
       const r = await this.systemctl(`--no-pager show ${shellQuote(unit)}`, options);
-      if (r.exitCode !== 0) throw new CommandFailedError(this.name, `systemctl show ${unit}`, r.exitCode, r.output);
+      if (r.exitCode !== 0) throw new CommandFailedError(this.m.name, `systemctl show ${unit}`, r.exitCode, r.output);
       const info: Record<string, string> = {};
       for (const line of r.output.split("\n")) {
         const m = /^([^=]+)=(.*)$/.exec(line);
@@ -36,20 +39,20 @@ export class SystemdMachine extends CommandMachine {
   }
 
   async getUnitProperty(unit: string, property: string, options: UnitOptions = {}): Promise<string> {
-    return this.api(async () => {
+    return this.m.api(async () => {
       const r = await this.systemctl(`--no-pager show ${shellQuote(unit)} --property=${shellQuote(property)}`, options);
-      if (r.exitCode !== 0) throw new CommandFailedError(this.name, `systemctl show ${unit} --property=${property}`, r.exitCode, r.output);
+      if (r.exitCode !== 0) throw new CommandFailedError(this.m.name, `systemctl show ${unit} --property=${property}`, r.exitCode, r.output);
       const m = new RegExp(`^${property}=(.*)$`, "m").exec(r.output);
-      if (m === null) throw new MachineError(this.name, `systemctl show ${unit} did not report property ${property}`);
+      if (m === null) throw new MachineError(this.m.name, `systemctl show ${unit} did not report property ${property}`);
       return m[1] as string;
     });
   }
 
   /** Fails unless the unit's ActiveState is `state` (default `active`). */
   async requireUnitState(unit: string, state = "active", options: UnitOptions = {}): Promise<void> {
-    await this.api(async () => {
+    await this.m.api(async () => {
       const actual = await this.getUnitProperty(unit, "ActiveState", options);
-      if (actual !== state) throw new MachineError(this.name, `expected unit ${unit} to be in state '${state}' but it is in state '${actual}'`, { code: "NTT_UNIT_STATE" });
+      if (actual !== state) throw new MachineError(this.m.name, `expected unit ${unit} to be in state '${state}' but it is in state '${actual}'`, { code: "NTT_UNIT_STATE" });
     });
   }
 
@@ -59,8 +62,8 @@ export class SystemdMachine extends CommandMachine {
    * journal lines in the error.
    */
   async waitForUnit(unit: string, options: UnitOptions & WaitOptions = {}): Promise<void> {
-    await this.api(() =>
-      this.logger.nested(`waiting for unit ${unit}${options.user ? ` (user ${options.user})` : ""}`, { machine: this.name }, async () => {
+    await this.m.api(() =>
+      this.m.logger.nested(`waiting for unit ${unit}${options.user ? ` (user ${options.user})` : ""}`, { machine: this.m.name }, async () => {
         let failure: UnitFailedError | undefined;
         await retry(
           async () => {
@@ -74,7 +77,7 @@ export class SystemdMachine extends CommandMachine {
             if (failure !== undefined) throw failure;
             return state === "active";
           },
-          { ...options, what: `waiting for unit ${unit}`, machine: this.name },
+          { ...options, what: `waiting for unit ${unit}`, machine: this.m.name },
         );
       }),
     );
@@ -95,7 +98,7 @@ export class SystemdMachine extends CommandMachine {
 
   private async unitFailure(unit: string, why: string, options: UnitOptions): Promise<UnitFailedError> {
     const status = await this.systemctl(`--no-pager status ${shellQuote(unit)} 2>&1`, options).catch(() => ({ output: "" }));
-    const journal = await this.execute(`journalctl --no-pager -n 20 -u ${shellQuote(unit)} 2>&1`, { timeout: 60 }).catch(() => ({ output: "" }));
-    return new UnitFailedError(this.name, unit, why, status.output, journal.output);
+    const journal = await this.m.execute(`journalctl --no-pager -n 20 -u ${shellQuote(unit)} 2>&1`, { timeout: PROBE_TIMEOUT }).catch(() => ({ output: "" }));
+    return new UnitFailedError(this.m.name, unit, why, status.output, journal.output);
   }
 }

@@ -7,28 +7,29 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
 }
 
-export interface QemuProcessOptions {
+export interface StartScriptOptions {
   /** A path, or (as nixpkgs allows) a shell command line the flags are appended to. */
   startScript: string;
   args: string[];
   cwd: string;
   env: NodeJS.ProcessEnv;
-  /** Each line QEMU prints (stdout is the guest's serial console; stderr QEMU's own messages). */
+  /** Each line it prints (for QEMU, stdout is the guest's serial console and stderr QEMU's own messages). */
   onLine(line: string): void;
 }
 
 /**
- * One start script and the QEMU it runs. The script gets a process group of
- * its own: a script may fork QEMU instead of exec'ing it (Debian's /bin/sh
- * does), and killing the group is the only way to be sure QEMU dies too.
+ * One start script (`run-<name>-vm`, `run-<name>-nspawn`) and the QEMU or
+ * systemd-nspawn it runs. The script gets a process group of its own: a
+ * script may fork instead of exec'ing (Debian's /bin/sh does), and killing
+ * the group is the only way to be sure QEMU or nspawn dies too.
  */
-export class QemuProcess {
+export class StartScriptProcess {
   readonly pid: number;
   readonly exited: Promise<ExitStatus>;
   private status: ExitStatus | undefined;
   private readonly child: ChildProcess;
 
-  constructor(options: QemuProcessOptions) {
+  constructor(options: StartScriptOptions) {
     const plain = !/\s/.test(options.startScript.trim());
     this.child = plain
       ? spawn(options.startScript.trim(), options.args, {
