@@ -69,15 +69,19 @@ export class Commands {
     await this.waitQuietly(`waiting for file ${path}`, `test -e ${shellQuote(path)}`, options, true);
   }
 
-  /** Waits until something listens on `port` (checked with `nc -z` inside the guest). */
+  /**
+   * Waits until something listens on `port`: nixpkgs' `nc -z ADDRESS PORT` in
+   * the guest; for localhost (the default) the guest's /proc/net tells the
+   * same without starting `nc` for every try.
+   */
   async waitForOpenPort(port: number, options: PortOptions = {}): Promise<void> {
     const address = options.address ?? "localhost";
-    await this.waitQuietly(`waiting for TCP port ${port} on ${address}`, `nc -z ${shellQuote(address)} ${checkPort(port)}`, options, true);
+    await this.waitQuietly(`waiting for TCP port ${port} on ${address}`, portTest(address, port), options, true);
   }
 
   async waitForClosedPort(port: number, options: PortOptions = {}): Promise<void> {
     const address = options.address ?? "localhost";
-    await this.waitQuietly(`waiting for TCP port ${port} on ${address} to be closed`, `nc -z ${shellQuote(address)} ${checkPort(port)}`, options, false);
+    await this.waitQuietly(`waiting for TCP port ${port} on ${address} to be closed`, portTest(address, port), options, false);
   }
 
   async waitForOpenUnixSocket(path: string, options: WaitOptions & { isDatagram?: boolean } = {}): Promise<void> {
@@ -215,40 +219,55 @@ export class Commands {
   private async waitForExit(command: string, options: WaitOptions, success: boolean): Promise<string> {
     return this.m.api(() =>
       this.m.logger.nested(`waiting for ${success ? "success" : "failure"}: ${command}`, { machine: this.m.name }, async () => {
-        let last: ExecuteResult | undefined;
+        const last: { result?: ExecuteResult } = {};
         try {
-          await retry(
-            async (_lastTry, signal) => {
-              last = await this.m.run(command, { ...(signal ? { signal } : {}), timeout: options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout });
-              return (last.exitCode === 0) === success;
-            },
-            { ...options, what: `waiting for ${success ? "success" : "failure"} of \`${command}\``, machine: this.m.name },
-          );
+          await this.pollInGuest(`waiting for ${success ? "success" : "failure"} of \`${command}\``, command, options, success, last);
         } catch (error) {
-          if (error instanceof TimeoutError && last !== undefined) {
-            throw new TimeoutError(error.what, error.timeout, this.m.name, `  last exit code ${last.exitCode}, output:\n${last.output.replace(/^/gm, "    ")}`.trimEnd());
+          if (error instanceof TimeoutError && last.result !== undefined) {
+            throw new TimeoutError(error.what, error.timeout, this.m.name, `  last exit code ${last.result.exitCode}, output:\n${last.result.output.replace(/^/gm, "    ")}`.trimEnd());
           }
           throw error;
         }
-        return (last as ExecuteResult).output;
+        return (last.result as ExecuteResult).output;
       }),
     );
   }
 
   /** A wait that is a shell test repeated until it gives the wanted answer. */
   private async waitQuietly(what: string, test: string, options: WaitOptions, success: boolean): Promise<void> {
-    await this.m.api(() =>
-      this.m.logger.nested(what, { machine: this.m.name }, () =>
-        retry(
-          async (_lastTry, signal) => {
-            const r = await this.m.run(test, { ...(signal ? { signal } : {}), timeout: PROBE_TIMEOUT });
-            return (r.exitCode === 0) === success;
-          },
-          { ...options, what, machine: this.m.name },
-        ),
-      ),
+    await this.m.api(() => this.m.logger.nested(what, { machine: this.m.name }, () => this.pollInGuest(what, test, options, success, {})));
+  }
+
+  /**
+   * nixpkgs' retry loop, run in the guest: the shell repeats `command` with
+   * pauses of its own (no round trip per try, so a wait returns tens of
+   * milliseconds after its condition holds) until its exit status is the
+   * wanted one or the wait's time is up; the host's retry() only covers what
+   * the guest cannot (a backend that runs a command once, the last try).
+   * Each try runs under the wait's timeout, as nixpkgs' tries do.
+   */
+  private async pollInGuest(what: string, command: string, options: WaitOptions, success: boolean, last: { result?: ExecuteResult }): Promise<void> {
+    const limit = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
+    const unlimited = limit === null || limit === Infinity;
+    const began = performance.now();
+    await retry(
+      async (_lastTry, signal) => {
+        // The guest stops a little before the host's deadline, so its answer, not a cancellation, ends the wait.
+        const remainingMs = unlimited ? null : Math.max(0, (limit as number) * 1000 - (performance.now() - began) - 200);
+        const timeout = remainingMs === null ? null : Math.ceil(remainingMs / 1000) + PROBE_TIMEOUT;
+        last.result = await this.m.run(command, { ...(signal ? { signal } : {}), timeout }, { until: success ? "success" : "failure", durationMs: remainingMs });
+        return (last.result.exitCode === 0) === success;
+      },
+      { ...options, what, machine: this.m.name },
     );
   }
+}
+
+/** A guest command that exits 0 when a TCP connection to address:port would be accepted. */
+function portTest(address: string, port: number): string {
+  checkPort(port);
+  if (address === "localhost" || address === "127.0.0.1" || address === "::1") return `__ntt_listening ${port}`;
+  return `nc -z ${shellQuote(address)} ${port}`;
 }
 
 function checkPort(port: number): number {

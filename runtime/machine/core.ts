@@ -10,6 +10,7 @@ import { unsupported, type Boot, type Capability, type CapabilityMethod, type Ma
 import { ConsoleLog } from "./console.js";
 import { QemuBoot, exitedSoon } from "./qemu.js";
 import type { QmpClient, QmpEvent } from "./qmp.js";
+import type { Poll } from "./framing.js";
 import { ShellDamagedError } from "./shell.js";
 import { DEFAULT_COMMAND_TIMEOUT, QMP_EVENT_TIMEOUT, type ExecuteOptions, type ExecuteResult, type StartOptions, type WaitOptions } from "./options.js";
 
@@ -223,10 +224,11 @@ export class MachineCore {
 
   /**
    * The primitive behind every command: polling conditions, the queue, the
-   * backend, crash and loss reporting.
+   * backend, crash and loss reporting. With `poll` the guest repeats the
+   * command until its exit status is the wanted one (waits use this).
    * @internal
    */
-  async run(command: string, options: ExecuteOptions): Promise<ExecuteResult> {
+  async run(command: string, options: ExecuteOptions, poll?: Poll): Promise<ExecuteResult> {
     await this.config.beforeCommand?.();
     const guestTimeout = options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout;
     const seconds = guestTimeout === null || guestTimeout === Infinity ? 0 : guestTimeout;
@@ -239,7 +241,7 @@ export class MachineCore {
       const budget = deadline(signals, hostMs, (s) =>
         new TimeoutError(`command \`${command}\``, s, this.name, `the guest did not answer within its ${seconds} s timeout plus ${HOST_GRACE_MS / 1000} s: it may be hung or overloaded`),
       );
-      const promise = r.run(command, seconds, budget.signal);
+      const promise = r.run(command, seconds, budget.signal, poll);
       if (options.checkOutput === false) {
         promise.catch(() => undefined);
         budget.dispose();

@@ -88,6 +88,20 @@ export const PREAMBLE = [
   "exec {__ntt_in}<&0",
   "__ntt_d=/tmp/.ntt-d; [[ -d /dev/shm && -w /dev/shm ]] && __ntt_d=/dev/shm/.ntt-d",
   "[[ -d $__ntt_d ]] || mkdir -p \"$__ntt_d\"; : > \"$__ntt_d/killed\"",
+  // Pauses between the tries of a poll: `read -t` on a fifo nobody writes to is a sleep without a process.
+  "__ntt_nap() { sleep \"$1\"; }",
+  "if [[ -p $__ntt_d/nap ]] || mkfifo \"$__ntt_d/nap\" 2>/dev/null; then exec {__ntt_sl}<>\"$__ntt_d/nap\"; __ntt_nap() { read -r -t \"$1\" -u \"$__ntt_sl\" __ntt_m; }; fi",
+  // Whether something listens on TCP port $1 at an address `localhost` reaches
+  // (0.0.0.0, 127.0.0.1, ::, ::1, ::ffff:127.0.0.1), from /proc/net: what
+  // `nc -z localhost $1` finds out, without starting a process.
+  "__ntt_listening() {",
+  "  local p x; local -a l; printf -v p '%04X' \"$1\"",
+  "  { mapfile -t l < /proc/net/tcp; mapfile -t -O \"${#l[@]}\" l < /proc/net/tcp6; } 2>/dev/null",
+  "  for x in \"${l[@]}\"; do",
+  "    [[ $x =~ ^\\ *[0-9]+:\\ (00000000|0100007F|0{32}|0{24}01000000|0{16}FFFF00000100007F):$p\\ [0-9A-F]+:0000\\ 0A ]] && return 0",
+  "  done",
+  "  return 1",
+  "}",
   "__ntt_kill_tree() {",
   "  local t c k; [[ $1 == \"$BASHPID\" ]] && return; kill -STOP \"$1\" 2>/dev/null",
   "  for t in /proc/$1/task/*/children; do read -ra k < \"$t\"; for c in \"${k[@]}\"; do __ntt_kill_tree \"$c\"; done; done 2>/dev/null",
@@ -125,13 +139,28 @@ export const PREAMBLE = [
   "  printf '\\n'",
   "}",
   "__ntt_run() {",
-  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1; set --",
+  "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_want=${5:-} __ntt_dur=${6:-0} __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1 __ntt_s __ntt_e; set --",
   "  (( __ntt_id % 512 )) || rm -f -- \"$__ntt_d\"/[0-9]* 2>/dev/null",
   "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=()",
   "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > \"$__ntt_d/killed\"",
   "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
   "  __ntt_w=$!",
-  "  ( echo $BASHPID > \"$__ntt_d/pid\"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
+  // Microseconds from EPOCHREALTIME (bash 5; its decimal point depends on the locale), else from SECONDS.
+  "  __ntt_s=${EPOCHREALTIME//[!0-9]/}; : ${__ntt_s:=$(( SECONDS * 1000000 ))}",
+  // A poll (want 0: until the command succeeds, 1: until it fails) tries again
+  // in the guest, with builtin pauses, until it holds or $__ntt_dur ms passed
+  // (-1: no limit), or the watchdog fired; else this loop runs once.
+  "  while :; do",
+  "    ( echo $BASHPID > \"$__ntt_d/pid\"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
+  "    [[ -n $__ntt_want ]] || break",
+  "    : > \"$__ntt_d/pid\"",
+  "    (( (__ntt_r == 0) == (__ntt_want == 0) )) && break",
+  "    __ntt_e=${EPOCHREALTIME//[!0-9]/}; : ${__ntt_e:=$(( SECONDS * 1000000 ))}; __ntt_e=$(( __ntt_e - __ntt_s ))",
+  "    (( __ntt_dur < 0 || __ntt_e < __ntt_dur * 1000 )) || break",
+  // 40 ms between tries for 30 s (a try costs a fork: ~20 % of a TCG guest), then 200 ms, after 2 min 1 s.
+  "    if (( __ntt_e < 30000000 )); then __ntt_nap 0.04; elif (( __ntt_e < 120000000 )); then __ntt_nap 0.2; else __ntt_nap 1; fi",
+  "    { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && break",
+  "  done",
   // SIGKILL and wait: a watchdog blocked in `read` would survive SIGTERM until
   // the next byte arrived, and steal the first byte of the next command.
   "  kill -KILL \"$__ntt_w\" 2>/dev/null; wait \"$__ntt_w\" 2>/dev/null",
@@ -155,11 +184,23 @@ export function shellQuote(text: string): string {
  * none; `window` blocks may be unacknowledged (0: no flow control, the guest
  * sends all blocks at once; only the tests that prove loss detection do that).
  */
-export function frameCommand(id: number, command: string, timeout: number, window: number): string {
+export function frameCommand(id: number, command: string, timeout: number, window: number, poll?: Poll): string {
   if (command.includes("\0")) throw new RangeError("a command cannot contain NUL bytes");
   if (!Number.isInteger(window) || window < 0) throw new RangeError(`window ${window}: a whole number of blocks, 0 for none`);
   const seconds = timeout === 0 ? "0" : String(Math.max(1, Math.ceil(timeout)));
-  return `__ntt_run ${id} ${seconds} ${window} ${shellQuote(command)}\n`;
+  const line = `__ntt_run ${id} ${seconds} ${window} ${shellQuote(command)}`;
+  if (poll === undefined) return `${line}\n`;
+  const duration = poll.durationMs === null ? -1 : Math.max(0, Math.round(poll.durationMs));
+  return `${line} ${poll.until === "success" ? 0 : 1} ${duration}\n`;
+}
+
+/**
+ * Repeat the command in the guest until its exit status is the wanted one
+ * (or `durationMs` passed; null: no limit). The answer is the last try's.
+ */
+export interface Poll {
+  until: "success" | "failure";
+  durationMs: number | null;
 }
 
 export interface ShellRecord {

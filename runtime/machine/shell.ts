@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { abortReason } from "../abort.js";
-import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
+import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, type DamagedRecord, type Poll, type ShellRecord } from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
 const DRAIN_MS = 30_000;
@@ -131,8 +131,12 @@ export class BackdoorShell {
     });
   }
 
-  /** Runs one command; the caller serialises calls. `timeout` is the guest-side limit in seconds (0: none). */
-  async run(command: string, timeout: number, signal?: AbortSignal): Promise<ShellResult> {
+  /**
+   * Runs one command; the caller serialises calls. `timeout` is the
+   * guest-side limit in seconds (0: none); with `poll`, the guest repeats the
+   * command until its exit status is the wanted one.
+   */
+  async run(command: string, timeout: number, signal?: AbortSignal, poll?: Poll): Promise<ShellResult> {
     // After a cancellation the guest is still busy ending the old command; its
     // watchdog reads the console line-wise, so nothing may be written until it is done.
     if (this.draining !== undefined) await Promise.race([this.draining.done, new Promise((r) => setTimeout(r, DRAIN_MS))]);
@@ -141,7 +145,7 @@ export class BackdoorShell {
     if (this.pending) throw new Error("BackdoorShell.run called while a command is running");
     if (signal?.aborted) throw abortReason(signal);
     const id = this.nextId++;
-    const line = frameCommand(id, command, timeout, this.window);
+    const line = frameCommand(id, command, timeout, this.window, poll);
     return new Promise<ShellResult>((resolve, reject) => {
       const onAbort = (): void => {
         // Tell the command's watchdog to kill it; its answer, when it comes, is dropped by id.

@@ -19,6 +19,7 @@ import {
   frameCommand,
   shellQuote,
   type DamagedRecord,
+  type Poll,
   type ShellRecord,
 } from "../../runtime/machine/framing.js";
 
@@ -596,7 +597,7 @@ class HostShell {
   }
 
   /** Sends `frameCommand(...)` and waits for its record (at most `hostMs`). */
-  async run(id: number, command: string, timeout: number, opts: { flowControl?: boolean; hostMs?: number; onSent?: () => void } = {}): Promise<Answer> {
+  async run(id: number, command: string, timeout: number, opts: { flowControl?: boolean; hostMs?: number; onSent?: () => void; poll?: Poll } = {}): Promise<Answer> {
     assert.equal(this.waiting, undefined, "a command is still running");
     this.flowControl = opts.flowControl ?? true;
     this.blockDones = 0;
@@ -604,7 +605,7 @@ class HostShell {
     const answer = new Promise<ShellRecord>((resolve, reject) => {
       this.waiting = { id, resolve, reject };
     });
-    this.child.stdin.write(frameCommand(id, command, timeout, this.flowControl ? WINDOW : 0));
+    this.child.stdin.write(frameCommand(id, command, timeout, this.flowControl ? WINDOW : 0, opts.poll));
     opts.onSent?.();
     const hostMs = opts.hostMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
@@ -648,7 +649,7 @@ async function eventually(fn: () => boolean, ms: number): Promise<boolean> {
 describe("the guest-side shell code, run by the host's bash", () => {
   const dir = mkdtempSync(join(tmp, "shell-"));
   const shell = new HostShell(dir);
-  const run = (command: string, timeout: number, opts?: { flowControl?: boolean; hostMs?: number; onSent?: () => void }) =>
+  const run = (command: string, timeout: number, opts?: { flowControl?: boolean; hostMs?: number; onSent?: () => void; poll?: Poll }) =>
     shell.run(nextId++, command, timeout, opts);
   const sleepsOf = (s: HostShell): ProcInfo[] => [...s.leftovers(), ...descendants(s.pid)].filter((p) => /^sleep\b/.test(p.cmdline));
 
@@ -753,6 +754,50 @@ describe("the guest-side shell code, run by the host's bash", () => {
     assert.equal(next.output.toString(), "next\n");
     const { record: after } = await run("sleep 0.5; echo after", 30);
     assert.equal(after.output.toString(), "after\n");
+  });
+
+  test("poll until success: one exchange; the answer comes within a pause (40 ms) of the condition holding", async () => {
+    const flag = join(dir, "poll-flag");
+    const began = performance.now();
+    let created = 0;
+    setTimeout(() => {
+      writeFileSync(flag, "");
+      created = performance.now();
+    }, 400);
+    const { record } = await run(`test -e ${shellQuote(flag)} && echo there`, 30, { poll: { until: "success", durationMs: 10_000 } });
+    const returned = performance.now();
+    assert.deepEqual([record.exitCode, record.output.toString()], [0, "there\n"]);
+    assert.ok(returned - began >= 400, `${returned - began} ms`);
+    // Generous: the host may be loaded; without the guest loop this would be a fixed 1 s nowhere near.
+    assert.ok(returned - created < 400, `${returned - created} ms after the file appeared`);
+  });
+
+  test("poll until failure; and a poll that never holds ends after its duration with the last try's answer", async () => {
+    const { record } = await run("echo try; false", 30, { poll: { until: "failure", durationMs: 5000 } });
+    assert.deepEqual([record.exitCode, record.output.toString()], [1, "try\n"]);
+    const { record: never, ms } = await run("echo still; exit 3", 30, { poll: { until: "success", durationMs: 300 } });
+    assert.deepEqual([never.exitCode, never.timedOut, never.output.toString()], [3, false, "still\n"]);
+    assert.ok(ms >= 290 && ms < 3000, `${ms} ms`);
+    const { record: once } = await run("exit 4", 30, { poll: { until: "success", durationMs: 0 } });
+    assert.equal(once.exitCode, 4);
+  });
+
+  test("CANCEL ends a poll without limit: exit 130, and the shell serves the next command", async () => {
+    const { record, ms } = await run("test -e /nonexistent-ntt", 0, {
+      hostMs: 8000,
+      poll: { until: "success", durationMs: null },
+      onSent: () => setTimeout(() => shell.child.stdin.write(CANCEL), 300),
+    });
+    assert.deepEqual([record.exitCode, record.timedOut], [130, false]);
+    assert.ok(ms < 3000, `${ms} ms`);
+    const { record: next } = await run("echo alive", 30);
+    assert.equal(next.output.toString(), "alive\n");
+  });
+
+  test("the poll's timeout kills a try that hangs: exit 124, timed out", async () => {
+    const { record, ms } = await run("sleep 20", 1, { hostMs: 8000, poll: { until: "success", durationMs: 10_000 } });
+    assert.deepEqual([record.exitCode, record.timedOut], [124, true]);
+    assert.ok(ms < 4000, `${ms} ms`);
   });
 
   test("a command that finishes in time leaves no watchdog or other process behind", async () => {
