@@ -152,18 +152,20 @@ async function benchOne(aslr: boolean): Promise<void> {
     const big = 20_000_000;
     const sumOf = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
     const expected = sumOf(Buffer.alloc(big));
+    let lost2022 = 0;
     const through = await interleaved(3, {
       ours: async () => {
         const r = await machine.execute(`head -c ${big} /dev/zero`);
         if (r.exitCode !== 0 || sumOf(r.bytes) !== expected) throw new Error("20 MB: wrong answer");
       },
+      // Without flow control the virtconsole drops what the host does not read in time: count it, as the 2022 driver would not notice.
       f2022: async () => {
-        if (sumOf(await framing2022(machine, `head -c ${big} /dev/zero`)) !== expected) throw new Error("20 MB (2022): wrong answer");
+        if (sumOf(await framing2022(machine, `head -c ${big} /dev/zero`)) !== expected) lost2022++;
       },
     });
     const b = (k: string): number => median(through[k] as number[]);
     console.log(`20 MB through succeed, 3 interleaved rounds (load after: ${load()}):`);
-    console.log(`  this project ${(b("ours") / 1000).toFixed(2)} s (${(big / 1e6 / (b("ours") / 1000)).toFixed(1)} MB/s); 2022 framing ${(b("f2022") / 1000).toFixed(2)} s; ratio ${(b("ours") / b("f2022")).toFixed(2)} (goal ≤ 1.0)`);
+    console.log(`  this project ${(b("ours") / 1000).toFixed(2)} s (${(big / 1e6 / (b("ours") / 1000)).toFixed(1)} MB/s); 2022 framing ${(b("f2022") / 1000).toFixed(2)} s; ratio ${(b("ours") / b("f2022")).toFixed(2)} (goal ≤ 1.0); the 2022 framing lost bytes in ${lost2022} of 3 runs`);
 
     const hundred = 100_000_000;
     const mem = await peakRss(async () => {

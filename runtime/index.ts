@@ -24,6 +24,7 @@ export {
   MachineError,
   NixosTestError,
   OutputLostError,
+  ShellRestartedError,
   PollingConditionFailedError,
   TestAbortedError,
   TimeoutError,

@@ -3,7 +3,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { abortable, abortReason, deadline, sleep, timeoutError } from "../abort.js";
 import { attachLocation, captureCallSite } from "../callsite.js";
-import { MachineCrashedError, MachineError, OutputLostError, TimeoutError, UsageError } from "../errors.js";
+import { MachineCrashedError, MachineError, OutputLostError, ShellRestartedError, TimeoutError, UsageError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { SerialQueue } from "../queue.js";
 import { unsupported, type Boot, type Capability, type CapabilityMethod, type MachineBackend, type MachineKind } from "./backend.js";
@@ -11,7 +11,7 @@ import { ConsoleLog } from "./console.js";
 import { QemuBoot, exitedSoon } from "./qemu.js";
 import type { QmpClient, QmpEvent } from "./qmp.js";
 import type { Poll } from "./framing.js";
-import { ShellDamagedError } from "./shell.js";
+import { ShellDamagedError, ShellRestarted } from "./shell.js";
 import { DEFAULT_COMMAND_TIMEOUT, QMP_EVENT_TIMEOUT, type ExecuteOptions, type ExecuteResult, type StartOptions, type WaitOptions } from "./options.js";
 
 const apiDepth = new AsyncLocalStorage<true>();
@@ -255,6 +255,7 @@ export class MachineCore {
           const d = error.damage;
           throw new OutputLostError(this.name, command, d.expected, d.received, d.why);
         }
+        if (error instanceof ShellRestarted) throw new ShellRestartedError(this.name, command);
         if (!r.running || budget.signal.aborted === false) {
           if (!r.running || (await exitedSoon(r.exited, EXIT_GRACE_MS))) throw await this.crashedWhile(`running \`${command}\``);
         }
@@ -263,6 +264,31 @@ export class MachineCore {
         budget.dispose();
       }
     });
+  }
+
+  /**
+   * How often the backdoor shell of this boot announced itself again (see
+   * `waitForShellRestart`); 0 without one.
+   * @internal
+   */
+  shellRestarts(): number {
+    return this.vmBoot()?.shell?.restarts ?? 0;
+  }
+
+  /**
+   * Waits until the backdoor shell restarted more than `since` times and was
+   * set up again (switchRoot).
+   * @internal
+   */
+  async waitForShellRestart(since: number, options: WaitOptions = {}): Promise<void> {
+    const shell = this.vmBoot()?.shell;
+    if (shell === undefined) throw new UsageError(`${this.name}: no backdoor shell to wait for (switchRoot needs a VM)`);
+    const budget = deadline([this.signal, options.signal], options.timeout === undefined ? 900 : options.timeout, timeoutError("waiting for the backdoor shell to start again", this.name));
+    try {
+      await shell.waitForRestart(since, budget.signal);
+    } finally {
+      budget.dispose();
+    }
   }
 
   /** Benchmarks only: a raw exchange on the backdoor shell, serialised with commands (see BackdoorShell.rawExchange). */

@@ -23,12 +23,35 @@ export interface ShellHooks {
   noFlowControl?: boolean;
 }
 
+/** Resolves when `done` does, or rejects when `signal` aborts first. */
+function abortableDone(done: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return done;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    void done.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
+}
+
 interface Pending {
   id: number;
   command: string;
   resolve(result: ShellResult): void;
   reject(error: Error): void;
   stallTimer?: NodeJS.Timeout;
+  /** Settles with the command (answer, error, cancellation or a restarted shell). */
+  done: Promise<void>;
+  finish(): void;
+}
+
+/** Thrown (as the cause) when the shell restarted under a command; see ShellRestartedError. */
+export class ShellRestarted extends Error {
+  constructor(readonly command: string) {
+    super(`the backdoor shell started again while \`${command}\` ran`);
+  }
 }
 
 /**
@@ -141,8 +164,14 @@ export class BackdoorShell {
     // watchdog reads the console line-wise, so nothing may be written until it is done.
     if (this.draining !== undefined) await Promise.race([this.draining.done, new Promise((r) => setTimeout(r, DRAIN_MS))]);
     this.draining = undefined;
+    // A command sent without waiting for it (execute's checkOutput: false):
+    // the shell reads the next one only after it, or it restarted meanwhile.
+    while (this.pending !== undefined) {
+      if (signal?.aborted) throw abortReason(signal);
+      await abortableDone(this.pending.done, signal);
+    }
+    if (!this.markerSeen) await this.waitForMarker(signal);
     if (this.closedError) throw this.closedError;
-    if (this.pending) throw new Error("BackdoorShell.run called while a command is running");
     if (signal?.aborted) throw abortReason(signal);
     const id = this.nextId++;
     const line = frameCommand(id, command, timeout, this.window, poll);
@@ -158,15 +187,21 @@ export class BackdoorShell {
         reject(abortReason(signal as AbortSignal));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
+      let settled!: () => void;
+      const done = new Promise<void>((r) => (settled = r));
       this.pending = {
         id,
         command,
+        done,
+        finish: () => settled(),
         resolve: (r) => {
           signal?.removeEventListener("abort", onAbort);
+          settled();
           resolve(r);
         },
         reject: (e) => {
           signal?.removeEventListener("abort", onAbort);
+          settled();
           reject(e);
         },
       };
@@ -262,7 +297,28 @@ export class BackdoorShell {
       return;
     }
     this.hooks.onJunk(bytes.toString("utf8"));
+    // Outside any answer only the guest itself writes: a new shell's marker means a restart.
+    const text = this.junkTail + bytes.toString("latin1");
+    if (text.includes(MARKER)) {
+      this.junkTail = "";
+      this.onShellRestarted();
+      return;
+    }
+    this.junkTail = text.slice(-MARKER.length);
   }
+
+  /** How often the guest's shell announced itself again on this connection. */
+  restarts = 0;
+  private restartWaiters: Array<() => void> = [];
+
+  /** Resolves once `restarts` exceeds `since` (the shell restarted and is set up again). */
+  waitForRestart(since: number, signal?: AbortSignal): Promise<void> {
+    if (this.restarts > since) return Promise.resolve();
+    return abortableDone(new Promise<void>((r) => this.restartWaiters.push(r)), signal);
+  }
+
+  /** The end of the latest junk, to find a marker split across chunks. */
+  private junkTail = "";
 
   private rawWaiter: { until: RegExp; chunks: string[]; tail: string; resolve(text: string): void } | undefined;
 
@@ -281,8 +337,27 @@ export class BackdoorShell {
   private settle(id: number | undefined): void {
     if (this.pending !== undefined && this.pending.id === id) {
       clearTimeout(this.pending.stallTimer);
+      this.pending.finish();
       this.pending = undefined;
     }
+  }
+
+  /**
+   * The marker again while connected: the guest's backdoor shell started anew
+   * (switch_root, `systemctl restart backdoor`, kexec). The old shell's
+   * command can never answer: fail it at once, forget any half-read answer,
+   * and define our helper in the new shell.
+   */
+  private onShellRestarted(): void {
+    this.restarts++;
+    for (const w of this.restartWaiters.splice(0)) w();
+    this.parser.abandon("the shell restarted");
+    this.draining?.finished();
+    this.draining = undefined;
+    const p = this.pending;
+    this.settle(p?.id);
+    p?.reject(new ShellRestarted(p.command));
+    this.socket.write(PREAMBLE);
   }
 
   private onClose(): void {
