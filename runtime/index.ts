@@ -32,6 +32,7 @@ export {
   UsageError,
 } from "./errors.js";
 export {
+  createMachine,
   getMachine,
   getMachines,
   joinAll,

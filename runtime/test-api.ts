@@ -52,3 +52,12 @@ export function getMachine(name: string): Machine {
   if (m === undefined) throw new RangeError(`no machine named ${JSON.stringify(name)}; this test has: ${Object.keys(machines).join(", ")}`);
   return m;
 }
+
+/**
+ * nixpkgs' `create_machine(start_command, name=…, keep_machine_state=…)`: a
+ * further VM from a start command, e.g. to boot an installed disk image.
+ * See Driver.createMachine.
+ */
+export function createMachine(startCommand: string, options?: { name?: string; keepMachineState?: boolean }): Machine {
+  return currentDriver().createMachine(startCommand, options);
+}

@@ -22,10 +22,14 @@ import {
 export class Commands {
   constructor(private readonly m: Machine) {}
 
-  /** Runs each command; throws `CommandFailedError` on the first non-zero exit. Returns the outputs, joined. */
+  /**
+   * Runs each command; throws `CommandFailedError` on the first non-zero exit.
+   * Returns the outputs, joined. As nixpkgs, no time limit of its own unless
+   * `{ timeout }` is given (the global timeout bounds the run).
+   */
   async succeed(...args: CommandsAndOptions): Promise<string> {
     return this.m.api(async () => {
-      const { commands, options } = splitCommands(args);
+      const { commands, options } = withoutDefaultTimeout(splitCommands(args));
       let output = "";
       for (const command of commands) {
         output += await this.m.logger.nested(`must succeed: ${command}`, { machine: this.m.name }, async () => {
@@ -39,10 +43,10 @@ export class Commands {
     });
   }
 
-  /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. */
+  /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. No time limit unless `{ timeout }`, as `succeed`. */
   async fail(...args: CommandsAndOptions): Promise<string> {
     return this.m.api(async () => {
-      const { commands, options } = splitCommands(args);
+      const { commands, options } = withoutDefaultTimeout(splitCommands(args));
       let output = "";
       for (const command of commands) {
         output += await this.m.logger.nested(`must fail: ${command}`, { machine: this.m.name }, async () => {
@@ -65,8 +69,13 @@ export class Commands {
     return this.waitForExit(command, options, false);
   }
 
+  /**
+   * Waits until `path` exists: nixpkgs' `test -e PATH`, unquoted, so globs,
+   * `~user` and variables expand in the guest's shell (a glob matching
+   * several files is an error of `test`, so the wait goes on, as upstream).
+   */
   async waitForFile(path: string, options: WaitOptions = {}): Promise<void> {
-    await this.waitQuietly(`waiting for file ${path}`, `test -e ${shellQuote(path)}`, options, true);
+    await this.waitQuietly(`waiting for file ${path}`, `test -e ${path}`, options, true);
   }
 
   /**
@@ -91,14 +100,18 @@ export class Commands {
 
   /**
    * Waits until `pattern` matches the serial console output not yet consumed
-   * by an earlier call (it may span lines). Event-driven; default timeout 900 s.
+   * by an earlier call (it may span lines). Event-driven; as nixpkgs, without
+   * a limit unless `timeout` is given (the global timeout still applies). A
+   * string is a JavaScript regex with the `m` flag (Python's `$` also matches
+   * before each line's newline); Python-only syntax is refused (see README).
    */
   async waitForConsoleText(pattern: string | RegExp, options: WaitOptions = {}): Promise<string> {
     return this.m.api(() =>
       this.m.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.m.name }, async () => {
+        if (typeof pattern === "string") refusePythonRegex(pattern, this.m.name);
         // Multi-line, as Python's `$` also matches before the newline that ends each line.
         const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern.flags.includes("m") ? pattern : new RegExp(pattern.source, `${pattern.flags}m`);
-        const timeout = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
+        const timeout = options.timeout === undefined ? null : options.timeout;
         const budget = deadline(
           [this.m.signal, options.signal],
           timeout,
@@ -260,6 +273,29 @@ export class Commands {
       },
       { ...options, what, machine: this.m.name },
     );
+  }
+}
+
+/** nixpkgs' succeed/fail pass `timeout=None` to execute: no guest-side limit unless one is asked for. */
+function withoutDefaultTimeout(split: { commands: string[]; options: CommandOptions }): { commands: string[]; options: CommandOptions } {
+  return { commands: split.commands, options: split.options.timeout === undefined ? { ...split.options, timeout: null } : split.options };
+}
+
+/**
+ * Python's `re` syntax that JavaScript reads differently or not at all: named
+ * groups `(?P<name>…)`/`(?P=name)`, inline flags `(?i)`, `(?s)`, `(?x)`, …,
+ * `\A`/`\Z`. Refused with the JavaScript form, rather than matching something else.
+ */
+export function refusePythonRegex(pattern: string, machine: string): void {
+  const hints: Array<[RegExp, string]> = [
+    [/\(\?P<\w+>/, "a named group is (?<name>…) in JavaScript, not (?P<name>…)"],
+    [/\(\?P=\w+\)/, "a back-reference to a named group is \\k<name> in JavaScript, not (?P=name)"],
+    [/\(\?[aiLmsux]+\)/, "inline flags like (?i) do not exist in JavaScript: pass a RegExp with flags, e.g. /text/i"],
+    [/\(\?[aiLmsux-]+:/, "scoped inline flags like (?i:…) do not exist in JavaScript: pass a RegExp with flags, e.g. /text/i"],
+    [/(^|[^\\])\\[AZ]/, "\\A and \\Z are Python's; in JavaScript use ^ and $ (without the m flag: pass a RegExp)"],
+  ];
+  for (const [syntax, hint] of hints) {
+    if (syntax.test(pattern)) throw new UsageError(`${machine}: waitForConsoleText(${JSON.stringify(pattern)}): Python regex syntax: ${hint}`);
   }
 }
 

@@ -62,7 +62,12 @@ export interface MachineConfig {
  */
 export class MachineCore {
   readonly name: string;
-  readonly stateDir: string;
+  /**
+   * The machine's state directory (its disk images, sockets, TMPDIR of the
+   * start script). Writable as nixpkgs' `state_dir`: an assignment takes
+   * effect at the next start.
+   */
+  stateDir: string;
   readonly kind: MachineKind;
   /** @internal */
   readonly config: MachineConfig;
@@ -89,6 +94,19 @@ export class MachineCore {
     this.stateDir = join(config.stateRoot, `${backend.kind === "vm" ? "vm" : "container"}-state-${config.name}`);
     if (!config.keepVmState) rmSync(this.stateDir, { recursive: true, force: true });
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * The host directory mounted at /tmp/shared in the guest (SHARED_DIR).
+   * Writable as nixpkgs' `shared_dir`: an assignment takes effect at the
+   * next start; copyFromHost/copyFromMachine use it at once.
+   */
+  get sharedDir(): string {
+    return this.config.sharedDir;
+  }
+
+  set sharedDir(dir: string) {
+    this.config.sharedDir = dir;
   }
 
   /** The machine's process runs (it may still be booting). */
@@ -435,6 +453,9 @@ export class MachineCore {
     if (this.config.signal.aborted) throw abortReason(this.config.signal);
     this.allowReboot = options.allowReboot ?? false;
     this.console.reset();
+    // Either may have been assigned since the machine was created.
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.config.sharedDir, { recursive: true, mode: 0o700 });
     const r = await this.backend.launch(
       {
         name: this.name,
