@@ -118,7 +118,7 @@ export const PREAMBLE = [
   "}",
   // Sends file $3 as the answer of command $1 with status $2, window $4.
   "__ntt_send() {",
-  "  local LC_ALL=C __ntt_s= __ntt_p=-1 __ntt_x __ntt_k __ntt_n __ntt_i __ntt_a __ntt_len=0; local -a __ntt_l",
+  "  local LC_ALL=C __ntt_s= __ntt_p=-1 __ntt_x __ntt_k; __ntt_last=$3 __ntt_last_r=$2",
   // The file's offset after `read` counts the NUL bytes read drops; equal to the length read: no NUL.
   "  if exec {__ntt_k}<\"$3\"; then",
   `    IFS= read -r -d '' -N ${BLOCK} -u "$__ntt_k" __ntt_s`,
@@ -128,10 +128,21 @@ export const PREAMBLE = [
   `  if [[ $__ntt_p == "\${#__ntt_s}" ]] && (( __ntt_p < ${BLOCK} )); then`,
   // echo, not printf: bash's printf writes %s a character at a time (~1 µs each under TCG), echo in one go;
   // the header first, so the output is never taken for an option of echo.
-  "    printf -v __ntt_x '\\036NTR %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_p\"; echo \"$__ntt_x$__ntt_s\"; : > \"$3\"; return",
+  "    printf -v __ntt_x '\\036NTR %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_p\"; echo \"$__ntt_x$__ntt_s\"; return",
   "  fi",
-  "  __ntt_s=",
-  `  base64 -w ${BLOCK} "$3" > "$3.b64"; : > "$3"; mapfile -t __ntt_l < "$3.b64"; : > "$3.b64"`,
+  `  if (( __ntt_p >= 0 && __ntt_p < ${BLOCK} )); then __ntt_blocks "$@"; return; fi`,
+  // A large answer: streamed by base64 itself (bash would touch every byte,
+  // ~2 µs each under TCG); if the host lost bytes it asks for it again with
+  // flow control (__ntt_resend), so the file stays until the next command.
+  "  __ntt_s=$(wc -c < \"$3\") || __ntt_s=0",
+  "  printf -v __ntt_x '\\036NTS %s %s %s\\037' \"$1\" \"$2\" \"$(( (__ntt_s + 2) / 3 * 4 ))\"",
+  "  echo -n \"$__ntt_x\"; base64 -w 0 \"$3\"; echo",
+  "}",
+  // The same answer once more, in blocks with flow control.
+  "__ntt_resend() { [[ $__ntt_last == */\"$1\" ]] && __ntt_blocks \"$1\" \"$__ntt_last_r\" \"$__ntt_last\" \"$2\"; }",
+  "__ntt_blocks() {",
+  "  local LC_ALL=C __ntt_n __ntt_i __ntt_a __ntt_len=0; local -a __ntt_l",
+  `  base64 -w ${BLOCK} "$3" > "$3.b64"; mapfile -t __ntt_l < "$3.b64"; : > "$3.b64"`,
   "  __ntt_n=${#__ntt_l[@]}",
   `  (( __ntt_n == 0 )) || __ntt_len=$(( (__ntt_n - 1) * ${BLOCK} + \${#__ntt_l[__ntt_n - 1]} ))`,
   "  printf '\\036NTT %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_len\"",
@@ -144,6 +155,7 @@ export const PREAMBLE = [
   "}",
   "__ntt_run() {",
   "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_want=${5:-} __ntt_dur=${6:-0} __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1 __ntt_s __ntt_e; set --",
+  "  [[ -z ${__ntt_last:-} ]] || : > \"$__ntt_last\"; __ntt_last=",
   "  (( __ntt_id % 512 )) || rm -f -- \"$__ntt_d\"/[0-9]* 2>/dev/null",
   "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=()",
   "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > \"$__ntt_d/killed\"",
@@ -220,6 +232,13 @@ export interface DamagedRecord {
   expected: number;
   received: number;
   why: string;
+  /** It was streamed without flow control (NTS): the guest can send it again with flow control (`resendLine`). */
+  streamed?: boolean;
+}
+
+/** The line that asks the guest for answer `id` once more, in blocks with flow control. */
+export function resendLine(id: number, window: number): string {
+  return `__ntt_resend ${id} ${window}\n`;
 }
 
 export interface ParserEvents {
@@ -243,8 +262,10 @@ const MAX_HEADER = 64;
  */
 export class RecordParser {
   private state: "seek" | "header" | "body" | "trailer" | "rawEnd" = "seek";
-  /** The body is the output as it is (NTR), not base64 (NTT). */
+  /** The body is the output as it is (NTR), not base64 (NTT, NTS). */
   private raw = false;
+  /** The body is base64 streamed without blocks (NTS). */
+  private streamed = false;
   private header = "";
   private id = 0;
   private exitCode = 0;
@@ -321,7 +342,7 @@ export class RecordParser {
         // newline must not leave the host waiting for it. Stop at each block's
         // end too: the guest may be waiting for its go-ahead.
         const nl = chunk.indexOf(NL, at);
-        const toBlockEnd = BLOCK - (this.received % BLOCK);
+        const toBlockEnd = this.streamed ? Infinity : BLOCK - (this.received % BLOCK);
         const limit = Math.min(nl === -1 ? chunk.length : nl, at + (this.expected - this.received), at + toBlockEnd);
         this.take(chunk.subarray(at, limit));
         at = limit;
@@ -331,7 +352,7 @@ export class RecordParser {
         } else if (nl !== -1 && at === nl) {
           at = nl + 1;
           this.finishBody();
-        } else if (this.received % BLOCK === 0 && this.received !== this.signalled) {
+        } else if (!this.streamed && this.received % BLOCK === 0 && this.received !== this.signalled) {
           this.signalled = this.received;
           this.events.blockDone(this.received / BLOCK - 1, Math.ceil(this.expected / BLOCK));
         }
@@ -345,19 +366,20 @@ export class RecordParser {
   /** The stream stalled or ended inside a record: report what arrived as damaged. */
   abandon(why: string): void {
     if (this.midRecord) {
-      this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why });
+      this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why, ...(this.streamed ? { streamed: true } : {}) });
     }
     this.reset();
   }
 
   /** Parses the header; false if it was no header after all. */
   private startBody(): boolean {
-    const m = /^NT([TR]) (\d+) (-?\d+) (\d+)$/.exec(this.header);
+    const m = /^NT([TRS]) (\d+) (-?\d+) (\d+)$/.exec(this.header);
     if (m === null) {
       this.abandonHeader();
       return false;
     }
     this.raw = m[1] === "R";
+    this.streamed = m[1] === "S";
     this.id = Number(m[2]);
     this.exitCode = Math.abs(Number(m[3]));
     this.timedOut = Number(m[3]) === -124;
@@ -394,7 +416,7 @@ export class RecordParser {
   private finishBody(): void {
     if (this.received !== this.expected || this.pending.length !== 0) {
       const why = this.received < this.expected ? "bytes were lost" : "more bytes arrived than announced";
-      this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why });
+      this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why, ...(this.streamed ? { streamed: true } : {}) });
     } else {
       this.events.record({ id: this.id, exitCode: this.exitCode, timedOut: this.timedOut, output: Buffer.concat(this.decoded) });
     }

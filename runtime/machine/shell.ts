@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { abortReason } from "../abort.js";
-import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, type DamagedRecord, type Poll, type ShellRecord } from "./framing.js";
+import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, resendLine, type DamagedRecord, type Poll, type ShellRecord } from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
 const DRAIN_MS = 30_000;
@@ -42,6 +42,8 @@ interface Pending {
   resolve(result: ShellResult): void;
   reject(error: Error): void;
   stallTimer?: NodeJS.Timeout;
+  /** The guest was asked to send the answer again, with flow control. */
+  resent?: boolean;
   /** Settles with the command (answer, error, cancellation or a restarted shell). */
   done: Promise<void>;
   finish(): void;
@@ -279,6 +281,14 @@ export class BackdoorShell {
     const p = this.pending;
     // id 0: the header itself was cut, so the damage can only be the running command's.
     if (p === undefined || (damage.id !== 0 && p.id !== damage.id)) return;
+    // A large answer streams without flow control; when the host lost part of
+    // it, the guest sends it again in blocks the host asks for (once).
+    if (damage.streamed === true && this.window > 0 && !p.resent && damage.id === p.id) {
+      p.resent = true;
+      clearTimeout(p.stallTimer);
+      this.socket.write(resendLine(p.id, this.window));
+      return;
+    }
     this.settle(p.id);
     p.reject(new ShellDamagedError(damage));
   }

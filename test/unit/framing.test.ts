@@ -17,6 +17,7 @@ import {
   RecordParser,
   flowWindow,
   frameCommand,
+  resendLine,
   shellQuote,
   type DamagedRecord,
   type Poll,
@@ -556,6 +557,10 @@ class HostShell {
   private waiting: { id: number; resolve(r: ShellRecord): void; reject(e: Error): void } | undefined;
   private flowControl = true;
   private blockDones = 0;
+  /** Bytes to drop from the next large chunk (once). */
+  loseBytes = 0;
+  /** The running command's answer was asked for again. */
+  resent = false;
 
   constructor(readonly dir: string) {
     const preamble = preambleIn(dir);
@@ -579,6 +584,12 @@ class HostShell {
         w.resolve(r);
       },
       damaged: (d) => {
+        // Exactly what BackdoorShell does: a streamed answer that lost bytes is asked for again, once.
+        if (d.streamed === true && this.flowControl && this.waiting?.id === d.id && !this.resent) {
+          this.resent = true;
+          this.child.stdin.write(resendLine(d.id, WINDOW));
+          return;
+        }
         const w = this.waiting;
         this.waiting = undefined;
         w?.reject(new Error(`damaged record: ${JSON.stringify(d)}`));
@@ -590,7 +601,14 @@ class HostShell {
         if (this.flowControl && index < blocks - WINDOW) this.child.stdin.write("\n");
       },
     });
-    this.child.stdout.on("data", (chunk: Buffer) => this.parser.feed(chunk));
+    this.child.stdout.on("data", (chunk: Buffer) => {
+      // Simulates the virtconsole dropping bytes a slow reader did not take.
+      if (this.loseBytes > 0 && chunk.length > 2000) {
+        chunk = Buffer.concat([chunk.subarray(0, 1000), chunk.subarray(1000 + this.loseBytes)]);
+        this.loseBytes = 0;
+      }
+      this.parser.feed(chunk);
+    });
     this.child.stderr.on("data", (chunk: Buffer) => (this.stderr += chunk.toString("utf8")));
     this.child.stdin.on("error", () => undefined);
     this.child.stdin.write(preamble);
@@ -601,6 +619,7 @@ class HostShell {
     assert.equal(this.waiting, undefined, "a command is still running");
     this.flowControl = opts.flowControl ?? true;
     this.blockDones = 0;
+    this.resent = false;
     const began = performance.now();
     const answer = new Promise<ShellRecord>((resolve, reject) => {
       this.waiting = { id, resolve, reject };
@@ -716,11 +735,23 @@ describe("the guest-side shell code, run by the host's bash", () => {
     });
   }
 
-  test("a 1 MB output arrives complete with flow control (82 blocks, a window of 3 in flight)", async () => {
+  test("a 1 MB output streams in one go (base64 itself writes it), complete", async () => {
     const file = join(dir, "random-fc");
     const { record, blockDones } = await run(`head -c 1000000 /dev/urandom | tee ${shellQuote(file)}`, 30);
     assert.equal(record.exitCode, 0);
     assert.equal(record.output.length, 1_000_000);
+    assert.equal(blockDones, 0);
+    assert.equal(shell.resent, false);
+    const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
+    assert.equal(sum.output.toString().split(" ")[0], createHash("sha256").update(record.output).digest("hex"));
+  });
+
+  test("bytes lost from a streamed answer: the host asks again, the guest resends in blocks with flow control (82 blocks, a window of 3)", async () => {
+    const file = join(dir, "random-resend");
+    shell.loseBytes = 5000;
+    const { record, blockDones } = await run(`head -c 1000000 /dev/urandom | tee ${shellQuote(file)}; exit 3`, 30);
+    assert.equal(shell.resent, true);
+    assert.deepEqual([record.exitCode, record.output.length], [3, 1_000_000]);
     const base64Length = Math.ceil(1_000_000 / 3) * 4;
     assert.equal(Math.ceil(base64Length / BLOCK), 82);
     assert.equal(WINDOW, 3);
