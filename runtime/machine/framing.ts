@@ -74,10 +74,11 @@ export function flowWindow(wmemDefault: number): number {
  * whole process group. While a command runs nothing else reads the console:
  * the shell reads its next command only after the answer.
  *
- * Each command writes to a file of its own (named by its id): a background
- * job that keeps writing to its stdout after the command ended writes into a
- * file nobody reads, never into a later command's answer. The files are
- * emptied after use and removed every 512 commands.
+ * Each command writes to a file of its own (named by its id). As with
+ * nixpkgs' pipe, the answer waits while a background job of the command still
+ * has that file as its stdout (`__ntt_held`: a builtin `-ef` test over
+ * /proc/<pid>/fd/1; the command's timeout ends the wait by killing the job).
+ * The files are emptied after use and removed every 512 commands.
  *
  * Reads of the console are line-wise and never see more than one line: the
  * host sends nothing else while a command runs (after a cancellation it
@@ -104,6 +105,9 @@ export const PREAMBLE = [
   "  done",
   "  return 1",
   "}",
+  // Whether a process left behind by the command still has its stdout open on
+  // the output file ($1): as with nixpkgs' pipe, the answer waits for it.
+  "__ntt_held() { local f; for f in /proc/[0-9]*/fd/1; do [[ $f -ef $1 ]] && return 0; done 2>/dev/null; return 1; }",
   "__ntt_kill_tree() {",
   "  local t c k; [[ $1 == \"$BASHPID\" ]] && return; kill -STOP \"$1\" 2>/dev/null",
   "  for t in /proc/$1/task/*/children; do read -ra k < \"$t\"; for c in \"${k[@]}\"; do __ntt_kill_tree \"$c\"; done; done 2>/dev/null",
@@ -168,7 +172,12 @@ export const PREAMBLE = [
   // (-1: no limit), or the watchdog fired; else this loop runs once.
   "  while :; do",
   "    ( echo $BASHPID > \"$__ntt_d/pid\"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
-  "    [[ -n $__ntt_want ]] || break",
+  "    if [[ -z $__ntt_want ]]; then",
+  "      while __ntt_held \"$__ntt_o\"; do",
+  "        __ntt_nap 0.04; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && break",
+  "      done",
+  "      break",
+  "    fi",
   "    : > \"$__ntt_d/pid\"",
   "    (( (__ntt_r == 0) == (__ntt_want == 0) )) && break",
   "    __ntt_e=${EPOCHREALTIME//[!0-9]/}; : ${__ntt_e:=$(( SECONDS * 1000000 ))}; __ntt_e=$(( __ntt_e - __ntt_s ))",
@@ -179,7 +188,9 @@ export const PREAMBLE = [
   "  done",
   // SIGKILL and wait: a watchdog blocked in `read` would survive SIGTERM until
   // the next byte arrived, and steal the first byte of the next command.
-  "  kill -KILL \"$__ntt_w\" 2>/dev/null; wait \"$__ntt_w\" 2>/dev/null",
+  // A watchdog that fired is left to finish its killing (what the command left behind included).
+  "  __ntt_m=; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null",
+  "  [[ $__ntt_m == \"$__ntt_id \"* ]] || kill -KILL \"$__ntt_w\" 2>/dev/null; wait \"$__ntt_w\" 2>/dev/null",
   "  if read -r __ntt_m < \"$__ntt_d/killed\" && [[ $__ntt_m == \"$__ntt_id \"* ]]; then",
   "    [[ $__ntt_m == *timeout ]] && __ntt_r=-124 || __ntt_r=-130",
   "  fi 2>/dev/null",

@@ -777,14 +777,21 @@ describe("the guest-side shell code, run by the host's bash", () => {
     }
   });
 
-  test("a background job that writes after its command ended writes into nothing a later answer holds", async () => {
-    const { record } = await run("(sleep 0.3; echo late) & echo now", 30);
-    assert.equal(record.output.toString(), "now\n");
-    await delay(500);
+  test("a background job holding stdout: the answer waits for it, as with nixpkgs' pipe; its output is in the answer", async () => {
+    const { record, ms } = await run("(sleep 0.5; echo late) & echo now", 30);
+    assert.equal(record.output.toString(), "now\nlate\n");
+    assert.ok(ms >= 450, `${ms} ms`);
+    const { record: quick, ms: quickMs } = await run("(sleep 5 >/dev/null &) ; echo quick", 30);
+    assert.equal(quick.output.toString(), "quick\n");
+    assert.ok(quickMs < 3000, `a job not holding stdout does not delay the answer (${quickMs} ms)`);
+  });
+
+  test("a job holding stdout until the timeout: killed, exit 124, and the shell goes on", async () => {
+    const { record, ms } = await run("sleep 30 & echo started", 1, { hostMs: 8000 });
+    assert.deepEqual([record.exitCode, record.timedOut], [124, true]);
+    assert.ok(ms < 4000, `${ms} ms`);
     const { record: next } = await run("echo next", 30);
     assert.equal(next.output.toString(), "next\n");
-    const { record: after } = await run("sleep 0.5; echo after", 30);
-    assert.equal(after.output.toString(), "after\n");
   });
 
   test("poll until success: one exchange; the answer comes within a pause (40 ms) of the condition holding", async () => {
