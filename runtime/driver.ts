@@ -275,6 +275,7 @@ export class Driver {
       log: (message: string) => this.logger.log(message),
       serialStdoutOn: () => void (this.logger.printSerial = true),
       serialStdoutOff: () => void (this.logger.printSerial = false),
+      createMachine: (startCommand: string, options?: { name?: string; keepMachineState?: boolean }) => this.createMachine(startCommand, options),
     };
     const list = Object.values(this.machines);
     for (const m of list) symbols[sanitiseName(m.name)] = m;
