@@ -77,7 +77,8 @@ export function flowWindow(wmemDefault: number): number {
  * Each command writes to a file of its own (named by its id). As with
  * nixpkgs' pipe, the answer waits while a background job of the command still
  * has that file as its stdout (`__ntt_held`: a builtin `-ef` test over
- * /proc/<pid>/fd/1; the command's timeout ends the wait by killing the job).
+ * /proc/<pid>/fd/1, made only when the command's shell left jobs running;
+ * the command's timeout ends the wait by killing the job).
  * The files are emptied after use and removed every 512 commands.
  *
  * Reads of the console are line-wise and never see more than one line: the
@@ -145,18 +146,17 @@ export const PREAMBLE = [
   // The same answer once more, in blocks with flow control.
   "__ntt_resend() { [[ $__ntt_last == */\"$1\" ]] && __ntt_blocks \"$1\" \"$__ntt_last_r\" \"$__ntt_last\" \"$2\"; }",
   "__ntt_blocks() {",
-  // One block at a time from the base64 file (a regular file: bash reads it buffered), never all in memory.
-  "  local LC_ALL=C __ntt_i=0 __ntt_a __ntt_b __ntt_len __ntt_n __ntt_k",
-  `  __ntt_len=$(wc -c < "$3") || __ntt_len=0; __ntt_len=$(( (__ntt_len + 2) / 3 * 4 )); __ntt_n=$(( (__ntt_len + ${BLOCK} - 1) / ${BLOCK} ))`,
-  `  base64 -w ${BLOCK} "$3" > "$3.b64"; : > "$3"`,
+  "  local LC_ALL=C __ntt_n __ntt_i __ntt_a __ntt_len=0; local -a __ntt_l",
+  `  base64 -w ${BLOCK} "$3" > "$3.b64"; mapfile -t __ntt_l < "$3.b64"; : > "$3.b64"`,
+  "  __ntt_n=${#__ntt_l[@]}",
+  `  (( __ntt_n == 0 )) || __ntt_len=$(( (__ntt_n - 1) * ${BLOCK} + \${#__ntt_l[__ntt_n - 1]} ))`,
   "  printf '\\036NTT %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_len\"",
-  "  exec {__ntt_k}<\"$3.b64\"",
   // After block i the guest waits for a go-ahead only once $4 blocks are unacknowledged.
-  "  while IFS= read -r -u \"$__ntt_k\" __ntt_b; do",
-  "    echo -n \"$__ntt_b\"; (( __ntt_i += 1 ))",
-  "    (( $4 == 0 || __ntt_i == __ntt_n || __ntt_i < $4 )) || read -r -t 60 -u \"$__ntt_in\" __ntt_a || break",
+  "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
+  "    echo -n \"${__ntt_l[__ntt_i]}\"",
+  "    (( $4 == 0 || __ntt_i + 1 == __ntt_n || __ntt_i + 1 < $4 )) || read -r -t 60 -u \"$__ntt_in\" __ntt_a || break",
   "  done",
-  "  exec {__ntt_k}<&-; : > \"$3.b64\"; echo",
+  "  echo",
   "}",
   "__ntt_run() {",
   "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_want=${5:-} __ntt_dur=${6:-0} __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1 __ntt_s __ntt_e; set --",
@@ -172,9 +172,10 @@ export const PREAMBLE = [
   // in the guest, with builtin pauses, until it holds or $__ntt_dur ms passed
   // (-1: no limit), or the watchdog fired; else this loop runs once.
   "  while :; do",
-  "    ( echo $BASHPID > \"$__ntt_d/pid\"; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
+  // On exit the subshell lists its background jobs still running (a builtin, into a file): only then can one hold stdout.
+  "    ( echo $BASHPID > \"$__ntt_d/pid\"; trap 'jobs -p > \"$__ntt_d/jobs\"' EXIT; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
   "    if [[ -z $__ntt_want ]]; then",
-  "      while __ntt_held \"$__ntt_o\"; do",
+  "      while [[ -s $__ntt_d/jobs ]] && __ntt_held \"$__ntt_o\"; do",
   "        __ntt_nap 0.04; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && break",
   "      done",
   "      break",
