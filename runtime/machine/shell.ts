@@ -100,7 +100,7 @@ export class BackdoorShell {
     private readonly socket: Socket,
     private readonly hooks: ShellHooks,
   ) {
-    this.window = hooks.noFlowControl === true ? 0 : process.env.NTT_PROBE_WINDOW !== undefined ? Number(process.env.NTT_PROBE_WINDOW) : flowWindow(socketBufferBytes());
+    this.window = hooks.noFlowControl === true ? 0 : flowWindow(socketBufferBytes());
     this.parser = new RecordParser({
       record: (r) => this.onRecord(r),
       damaged: (d) => this.onDamaged(d),
