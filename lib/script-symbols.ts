@@ -36,6 +36,7 @@ export const SCRIPT_SYMBOLS_LIST = [
   { name: "t", python: "t", kind: "api" },
   { name: "serialStdoutOn", python: "serial_stdout_on", kind: "api" },
   { name: "serialStdoutOff", python: "serial_stdout_off", kind: "api" },
+  { name: "createMachine", python: "create_machine", kind: "api" },
   { name: "runTests", python: "run_tests", kind: "repl" },
   { name: "testScript", python: "test_script", kind: "repl" },
 ] as const satisfies readonly ScriptSymbol[];

@@ -9,7 +9,7 @@ import { t } from "./assertions.js";
 import { scriptLog } from "./test-api.js";
 import { abortable } from "./abort.js";
 import { attachLocation, captureCallSite } from "./callsite.js";
-import { MachineError, TestAbortedError, TimeoutError } from "./errors.js";
+import { MachineError, TestAbortedError, TimeoutError, UsageError } from "./errors.js";
 import type { Logger } from "./log/logger.js";
 import { Machine, machineBackend } from "./machine/index.js";
 import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
@@ -96,30 +96,60 @@ export class Driver {
     this.env = { ...options.env };
     const sharedDir = join(this.stateRoot, "shared-xchg");
     mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
+    this.sharedDir = sharedDir;
+    this.keepVmState = options.keepVmState ?? false;
+    this.hooks = options;
     const machines: Record<string, Machine> = {};
     const all = [...options.vms.map((m) => ({ ...m, container: false })), ...(options.containers ?? []).map((m) => ({ ...m, container: true }))];
     this.hasContainers = all.some((m) => m.container);
     for (const vm of all.sort((a, b) => a.name.localeCompare(b.name))) {
       if (vm.name in machines) throw new MachineError(vm.name, "two machines have this name; names must be unique across VMs and containers");
-      machines[vm.name] = new Machine({
-        name: vm.name,
-        startScript: vm.startScript,
-        stateRoot: this.stateRoot,
-        sharedDir,
-        outDir: options.outDir,
-        keepVmState: options.keepVmState ?? false,
-        logger: this.logger,
-        signal: this.controller.signal,
-        env: this.env,
-        beforeCommand: () => this.checkPollingConditions(),
-        interruptSignal: () => this.interruptController.signal,
-        onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
-        ...(options.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: options.shellReadDelayMs }),
-        ...(options.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
-      }, machineBackend(vm.container ? "container" : "vm"));
+      machines[vm.name] = this.newMachine(vm.name, vm.startScript, this.keepVmState, vm.container ? "container" : "vm");
     }
     this.machines = machines;
     if (!options.keepVmState) this.logger.log("Machine state will be reset. To keep it, pass --keep-vm-state");
+  }
+
+  private readonly sharedDir: string;
+  private readonly keepVmState: boolean;
+  private readonly hooks: Pick<DriverOptions, "shellReadDelayMs" | "shellNoFlowControl">;
+
+  private newMachine(name: string, startScript: string, keepVmState: boolean, kind: "vm" | "container" = "vm"): Machine {
+    return new Machine({
+      name,
+      startScript,
+      stateRoot: this.stateRoot,
+      sharedDir: this.sharedDir,
+      outDir: this.outDir,
+      keepVmState,
+      logger: this.logger,
+      signal: this.controller.signal,
+      env: this.env,
+      beforeCommand: () => this.checkPollingConditions(),
+      interruptSignal: () => this.interruptController.signal,
+      onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
+      ...(this.hooks.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: this.hooks.shellReadDelayMs }),
+      ...(this.hooks.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
+    }, machineBackend(kind));
+  }
+
+  /**
+   * nixpkgs' `create_machine`: a further VM from a start command (a script
+   * or a shell command line; the driver appends QEMU's sockets and options
+   * as for every VM). Its name defaults to what `run-<name>-vm` in the
+   * command says, else "machine"; it must not be taken. Not started: call
+   * `start()`. Cleaned up with the test like every machine.
+   */
+  createMachine(startCommand: string, options: { name?: string; keepMachineState?: boolean } = {}): Machine {
+    if (typeof startCommand !== "string" || startCommand.trim() === "") throw new UsageError("createMachine: the start command must be a non-empty string");
+    const name = options.name ?? /run-(.+)-vm$/.exec(startCommand.trim())?.[1] ?? "machine";
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`createMachine: machine name ${JSON.stringify(name)}: use letters, digits, '_', '.', '-'`);
+    if (this.machines[name] !== undefined) {
+      throw new UsageError(`createMachine: a machine named ${JSON.stringify(name)} exists already; pass { name: "<another name>" }`);
+    }
+    const machine = this.newMachine(name, startCommand, options.keepMachineState ?? false);
+    (this.machines as Record<string, Machine>)[name] = machine;
+    return machine;
   }
 
   /** Starts the vlans' switches (before any machine, whose start script needs their sockets, or their bridges). */
@@ -258,6 +288,7 @@ export class Driver {
       t,
       serialStdoutOn: () => void (this.logger.printSerial = true),
       serialStdoutOff: () => void (this.logger.printSerial = false),
+      createMachine: (startCommand: string, options?: { name?: string; keepMachineState?: boolean }) => this.createMachine(startCommand, options),
     };
     const list = Object.values(this.machines);
     const symbols: Record<string, unknown> = { driver: this, machines: scriptMachines(this.machines), ...api };

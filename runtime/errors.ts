@@ -119,13 +119,33 @@ export class OutputLostError extends MachineError {
   constructor(machine: string, command: string, expected: number, received: number, why: string) {
     super(
       machine,
-      `the output of \`${command}\` was damaged on its way from the guest (${why}: ${received} of ${expected} base64 characters arrived). ` +
+      `the output of \`${command}\` was damaged on its way from the guest (${why}: ${received} of ${expected} characters of the answer arrived). ` +
         "The host read the console too slowly or the guest wrote to /dev/hvc0 itself; the command itself may have succeeded.",
       { code: "NTT_OUTPUT_LOST" },
     );
     this.command = command;
     this.expected = expected;
     this.received = received;
+  }
+}
+
+/**
+ * The guest's backdoor shell announced itself again while a command ran
+ * (switch_root out of the initrd, `systemctl restart backdoor`, kexec): that
+ * command's answer can never come. The driver sets the new shell up and later
+ * commands run there.
+ */
+export class ShellRestartedError extends MachineError {
+  readonly command: string;
+
+  constructor(machine: string, command: string) {
+    super(
+      machine,
+      `the backdoor shell started again while \`${command}\` ran (switch_root, \`systemctl restart backdoor\`, kexec?), so its exit code and output are lost. ` +
+        "Later commands run in the new shell. For a command that restarts the shell itself use execute(command, { checkOutput: false }), or switchRoot().",
+      { code: "NTT_SHELL_RESTARTED" },
+    );
+    this.command = command;
   }
 }
 

@@ -24,6 +24,7 @@ export {
   MachineError,
   NixosTestError,
   OutputLostError,
+  ShellRestartedError,
   PollingConditionFailedError,
   TestAbortedError,
   TimeoutError,
@@ -31,6 +32,7 @@ export {
   UsageError,
 } from "./errors.js";
 export {
+  createMachine,
   getMachine,
   getMachines,
   joinAll,

@@ -1,3 +1,4 @@
+import type { Poll } from "./framing.js";
 import { MachineError } from "../errors.js";
 import type { ExitStatus } from "./start-script.js";
 
@@ -85,9 +86,12 @@ export interface Boot {
   /**
    * Runs one command as root with the guest-side timeout `seconds` (0 = none),
    * which kills the command's whole process tree and answers exit code 124.
-   * One at a time: the machine serialises calls.
+   * One at a time: the machine serialises calls. With `poll` the backend may
+   * repeat the command itself until its exit status is the wanted one (the
+   * answer is the last try's); running it once is correct too (the caller
+   * tries again).
    */
-  run(command: string, seconds: number, signal: AbortSignal): Promise<CommandAnswer>;
+  run(command: string, seconds: number, signal: AbortSignal, poll?: Poll): Promise<CommandAnswer>;
   /** Asks the guest to power off (the caller waits for `exited`). */
   powerOff(): Promise<void>;
   /** The guest is rebooting: the next command waits for it to be ready again. */

@@ -22,10 +22,14 @@ import {
 export class Commands {
   constructor(private readonly m: Machine) {}
 
-  /** Runs each command; throws `CommandFailedError` on the first non-zero exit. Returns the outputs, joined. */
+  /**
+   * Runs each command; throws `CommandFailedError` on the first non-zero exit.
+   * Returns the outputs, joined. As nixpkgs, no time limit of its own unless
+   * `{ timeout }` is given (the global timeout bounds the run).
+   */
   async succeed(...args: CommandsAndOptions): Promise<string> {
     return this.m.api(async () => {
-      const { commands, options } = splitCommands(args);
+      const { commands, options } = withoutDefaultTimeout(splitCommands(args));
       let output = "";
       for (const command of commands) {
         output += await this.m.logger.nested(`must succeed: ${command}`, { machine: this.m.name }, async () => {
@@ -39,10 +43,10 @@ export class Commands {
     });
   }
 
-  /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. */
+  /** Runs each command; throws `CommandFailedError` if one exits with 0. Returns the outputs, joined. No time limit unless `{ timeout }`, as `succeed`. */
   async fail(...args: CommandsAndOptions): Promise<string> {
     return this.m.api(async () => {
-      const { commands, options } = splitCommands(args);
+      const { commands, options } = withoutDefaultTimeout(splitCommands(args));
       let output = "";
       for (const command of commands) {
         output += await this.m.logger.nested(`must fail: ${command}`, { machine: this.m.name }, async () => {
@@ -65,19 +69,28 @@ export class Commands {
     return this.waitForExit(command, options, false);
   }
 
+  /**
+   * Waits until `path` exists: nixpkgs' `test -e PATH`, unquoted, so globs,
+   * `~user` and variables expand in the guest's shell (a glob matching
+   * several files is an error of `test`, so the wait goes on, as upstream).
+   */
   async waitForFile(path: string, options: WaitOptions = {}): Promise<void> {
-    await this.waitQuietly(`waiting for file ${path}`, `test -e ${shellQuote(path)}`, options, true);
+    await this.waitQuietly(`waiting for file ${path}`, `test -e ${path}`, options, true);
   }
 
-  /** Waits until something listens on `port` (checked with `nc -z` inside the guest). */
+  /**
+   * Waits until something listens on `port`: nixpkgs' `nc -z ADDRESS PORT` in
+   * the guest; for localhost (the default) the guest's /proc/net tells the
+   * same without starting `nc` for every try.
+   */
   async waitForOpenPort(port: number, options: PortOptions = {}): Promise<void> {
     const address = options.address ?? "localhost";
-    await this.waitQuietly(`waiting for TCP port ${port} on ${address}`, `nc -z ${shellQuote(address)} ${checkPort(port)}`, options, true);
+    await this.waitQuietly(`waiting for TCP port ${port} on ${address}`, portTest(address, port), options, true);
   }
 
   async waitForClosedPort(port: number, options: PortOptions = {}): Promise<void> {
     const address = options.address ?? "localhost";
-    await this.waitQuietly(`waiting for TCP port ${port} on ${address} to be closed`, `nc -z ${shellQuote(address)} ${checkPort(port)}`, options, false);
+    await this.waitQuietly(`waiting for TCP port ${port} on ${address} to be closed`, portTest(address, port), options, false);
   }
 
   async waitForOpenUnixSocket(path: string, options: WaitOptions & { isDatagram?: boolean } = {}): Promise<void> {
@@ -87,14 +100,18 @@ export class Commands {
 
   /**
    * Waits until `pattern` matches the serial console output not yet consumed
-   * by an earlier call (it may span lines). Event-driven; default timeout 900 s.
+   * by an earlier call (it may span lines). Event-driven; as nixpkgs, without
+   * a limit unless `timeout` is given (the global timeout still applies). A
+   * string is a JavaScript regex with the `m` flag (Python's `$` also matches
+   * before each line's newline); Python-only syntax is refused (see README).
    */
   async waitForConsoleText(pattern: string | RegExp, options: WaitOptions = {}): Promise<string> {
     return this.m.api(() =>
       this.m.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.m.name }, async () => {
+        if (typeof pattern === "string") refusePythonRegex(pattern, this.m.name);
         // Multi-line, as Python's `$` also matches before the newline that ends each line.
         const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern.flags.includes("m") ? pattern : new RegExp(pattern.source, `${pattern.flags}m`);
-        const timeout = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
+        const timeout = options.timeout === undefined ? null : options.timeout;
         const budget = deadline(
           [this.m.signal, options.signal],
           timeout,
@@ -215,40 +232,78 @@ export class Commands {
   private async waitForExit(command: string, options: WaitOptions, success: boolean): Promise<string> {
     return this.m.api(() =>
       this.m.logger.nested(`waiting for ${success ? "success" : "failure"}: ${command}`, { machine: this.m.name }, async () => {
-        let last: ExecuteResult | undefined;
+        const last: { result?: ExecuteResult } = {};
         try {
-          await retry(
-            async (_lastTry, signal) => {
-              last = await this.m.run(command, { ...(signal ? { signal } : {}), timeout: options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout });
-              return (last.exitCode === 0) === success;
-            },
-            { ...options, what: `waiting for ${success ? "success" : "failure"} of \`${command}\``, machine: this.m.name },
-          );
+          await this.pollInGuest(`waiting for ${success ? "success" : "failure"} of \`${command}\``, command, options, success, last);
         } catch (error) {
-          if (error instanceof TimeoutError && last !== undefined) {
-            throw new TimeoutError(error.what, error.timeout, this.m.name, `  last exit code ${last.exitCode}, output:\n${last.output.replace(/^/gm, "    ")}`.trimEnd());
+          if (error instanceof TimeoutError && last.result !== undefined) {
+            throw new TimeoutError(error.what, error.timeout, this.m.name, `  last exit code ${last.result.exitCode}, output:\n${last.result.output.replace(/^/gm, "    ")}`.trimEnd());
           }
           throw error;
         }
-        return (last as ExecuteResult).output;
+        return (last.result as ExecuteResult).output;
       }),
     );
   }
 
   /** A wait that is a shell test repeated until it gives the wanted answer. */
   private async waitQuietly(what: string, test: string, options: WaitOptions, success: boolean): Promise<void> {
-    await this.m.api(() =>
-      this.m.logger.nested(what, { machine: this.m.name }, () =>
-        retry(
-          async (_lastTry, signal) => {
-            const r = await this.m.run(test, { ...(signal ? { signal } : {}), timeout: PROBE_TIMEOUT });
-            return (r.exitCode === 0) === success;
-          },
-          { ...options, what, machine: this.m.name },
-        ),
-      ),
+    await this.m.api(() => this.m.logger.nested(what, { machine: this.m.name }, () => this.pollInGuest(what, test, options, success, {})));
+  }
+
+  /**
+   * nixpkgs' retry loop, run in the guest: the shell repeats `command` with
+   * pauses of its own (no round trip per try, so a wait returns tens of
+   * milliseconds after its condition holds) until its exit status is the
+   * wanted one or the wait's time is up; the host's retry() only covers what
+   * the guest cannot (a backend that runs a command once, the last try).
+   * Each try runs under the wait's timeout, as nixpkgs' tries do.
+   */
+  private async pollInGuest(what: string, command: string, options: WaitOptions, success: boolean, last: { result?: ExecuteResult }): Promise<void> {
+    const limit = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
+    const unlimited = limit === null || limit === Infinity;
+    const began = performance.now();
+    await retry(
+      async (_lastTry, signal) => {
+        // The guest stops a little before the host's deadline, so its answer, not a cancellation, ends the wait.
+        const remainingMs = unlimited ? null : Math.max(0, (limit as number) * 1000 - (performance.now() - began) - 200);
+        const timeout = remainingMs === null ? null : Math.ceil(remainingMs / 1000) + PROBE_TIMEOUT;
+        last.result = await this.m.run(command, { ...(signal ? { signal } : {}), timeout }, { until: success ? "success" : "failure", durationMs: remainingMs });
+        return (last.result.exitCode === 0) === success;
+      },
+      { ...options, what, machine: this.m.name },
     );
   }
+}
+
+/** nixpkgs' succeed/fail pass `timeout=None` to execute: no guest-side limit unless one is asked for. */
+function withoutDefaultTimeout(split: { commands: string[]; options: CommandOptions }): { commands: string[]; options: CommandOptions } {
+  return { commands: split.commands, options: split.options.timeout === undefined ? { ...split.options, timeout: null } : split.options };
+}
+
+/**
+ * Python's `re` syntax that JavaScript reads differently or not at all: named
+ * groups `(?P<name>…)`/`(?P=name)`, inline flags `(?i)`, `(?s)`, `(?x)`, …,
+ * `\A`/`\Z`. Refused with the JavaScript form, rather than matching something else.
+ */
+export function refusePythonRegex(pattern: string, machine: string): void {
+  const hints: Array<[RegExp, string]> = [
+    [/\(\?P<\w+>/, "a named group is (?<name>…) in JavaScript, not (?P<name>…)"],
+    [/\(\?P=\w+\)/, "a back-reference to a named group is \\k<name> in JavaScript, not (?P=name)"],
+    [/\(\?[aiLmsux]+\)/, "inline flags like (?i) do not exist in JavaScript: pass a RegExp with flags, e.g. /text/i"],
+    [/\(\?[aiLmsux-]+:/, "scoped inline flags like (?i:…) do not exist in JavaScript: pass a RegExp with flags, e.g. /text/i"],
+    [/(^|[^\\])\\[AZ]/, "\\A and \\Z are Python's; in JavaScript use ^ and $ (without the m flag: pass a RegExp)"],
+  ];
+  for (const [syntax, hint] of hints) {
+    if (syntax.test(pattern)) throw new UsageError(`${machine}: waitForConsoleText(${JSON.stringify(pattern)}): Python regex syntax: ${hint}`);
+  }
+}
+
+/** A guest command that exits 0 when a TCP connection to address:port would be accepted. */
+function portTest(address: string, port: number): string {
+  checkPort(port);
+  if (address === "localhost" || address === "127.0.0.1" || address === "::1") return `__ntt_listening ${port}`;
+  return `nc -z ${shellQuote(address)} ${port}`;
 }
 
 function checkPort(port: number): number {

@@ -3,14 +3,15 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { abortable, abortReason, deadline, sleep, timeoutError } from "../abort.js";
 import { attachLocation, captureCallSite } from "../callsite.js";
-import { MachineCrashedError, MachineError, OutputLostError, TimeoutError, UsageError } from "../errors.js";
+import { MachineCrashedError, MachineError, OutputLostError, ShellRestartedError, TimeoutError, UsageError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { SerialQueue } from "../queue.js";
 import { unsupported, type Boot, type Capability, type CapabilityMethod, type MachineBackend, type MachineKind } from "./backend.js";
 import { ConsoleLog } from "./console.js";
 import { QemuBoot, exitedSoon } from "./qemu.js";
 import type { QmpClient, QmpEvent } from "./qmp.js";
-import { ShellDamagedError } from "./shell.js";
+import type { Poll } from "./framing.js";
+import { ShellDamagedError, ShellRestarted } from "./shell.js";
 import { DEFAULT_COMMAND_TIMEOUT, QMP_EVENT_TIMEOUT, type ExecuteOptions, type ExecuteResult, type StartOptions, type WaitOptions } from "./options.js";
 
 const apiDepth = new AsyncLocalStorage<true>();
@@ -61,7 +62,12 @@ export interface MachineConfig {
  */
 export class MachineCore {
   readonly name: string;
-  readonly stateDir: string;
+  /**
+   * The machine's state directory (its disk images, sockets, TMPDIR of the
+   * start script). Writable as nixpkgs' `state_dir`: an assignment takes
+   * effect at the next start.
+   */
+  stateDir: string;
   readonly kind: MachineKind;
   /** @internal */
   readonly config: MachineConfig;
@@ -90,6 +96,19 @@ export class MachineCore {
     this.stateDir = join(config.stateRoot, `${backend.kind === "vm" ? "vm" : "container"}-state-${config.name}`);
     if (!config.keepVmState) rmSync(this.stateDir, { recursive: true, force: true });
     mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * The host directory mounted at /tmp/shared in the guest (SHARED_DIR).
+   * Writable as nixpkgs' `shared_dir`: an assignment takes effect at the
+   * next start; copyFromHost/copyFromMachine use it at once.
+   */
+  get sharedDir(): string {
+    return this.config.sharedDir;
+  }
+
+  set sharedDir(dir: string) {
+    this.config.sharedDir = dir;
   }
 
   /** The machine's process runs (it may still be booting). */
@@ -225,10 +244,11 @@ export class MachineCore {
 
   /**
    * The primitive behind every command: polling conditions, the queue, the
-   * backend, crash and loss reporting.
+   * backend, crash and loss reporting. With `poll` the guest repeats the
+   * command until its exit status is the wanted one (waits use this).
    * @internal
    */
-  async run(command: string, options: ExecuteOptions): Promise<ExecuteResult> {
+  async run(command: string, options: ExecuteOptions, poll?: Poll): Promise<ExecuteResult> {
     await this.config.beforeCommand?.();
     const guestTimeout = options.timeout === undefined ? DEFAULT_COMMAND_TIMEOUT : options.timeout;
     const seconds = guestTimeout === null || guestTimeout === Infinity ? 0 : guestTimeout;
@@ -241,7 +261,7 @@ export class MachineCore {
       const budget = deadline(signals, hostMs, (s) =>
         new TimeoutError(`command \`${command}\``, s, this.name, `the guest did not answer within its ${seconds} s timeout plus ${HOST_GRACE_MS / 1000} s: it may be hung or overloaded`),
       );
-      const promise = r.run(command, seconds, budget.signal);
+      const promise = r.run(command, seconds, budget.signal, poll);
       if (options.checkOutput === false) {
         promise.catch(() => undefined);
         budget.dispose();
@@ -255,6 +275,7 @@ export class MachineCore {
           const d = error.damage;
           throw new OutputLostError(this.name, command, d.expected, d.received, d.why);
         }
+        if (error instanceof ShellRestarted) throw new ShellRestartedError(this.name, command);
         if (!r.running || budget.signal.aborted === false) {
           if (!r.running || (await exitedSoon(r.exited, EXIT_GRACE_MS))) throw await this.crashedWhile(`running \`${command}\``);
         }
@@ -263,6 +284,31 @@ export class MachineCore {
         budget.dispose();
       }
     });
+  }
+
+  /**
+   * How often the backdoor shell of this boot announced itself again (see
+   * `waitForShellRestart`); 0 without one.
+   * @internal
+   */
+  shellRestarts(): number {
+    return this.vmBoot()?.shell?.restarts ?? 0;
+  }
+
+  /**
+   * Waits until the backdoor shell restarted more than `since` times and was
+   * set up again (switchRoot).
+   * @internal
+   */
+  async waitForShellRestart(since: number, options: WaitOptions = {}): Promise<void> {
+    const shell = this.vmBoot()?.shell;
+    if (shell === undefined) throw new UsageError(`${this.name}: no backdoor shell to wait for (switchRoot needs a VM)`);
+    const budget = deadline([this.signal, options.signal], options.timeout === undefined ? 900 : options.timeout, timeoutError("waiting for the backdoor shell to start again", this.name));
+    try {
+      await shell.waitForRestart(since, budget.signal);
+    } finally {
+      budget.dispose();
+    }
   }
 
   /** Benchmarks only: a raw exchange on the backdoor shell, serialised with commands (see BackdoorShell.rawExchange). */
@@ -416,6 +462,9 @@ export class MachineCore {
     // Every line since this start goes to a file too: getConsoleLog() is complete, memory stays bounded.
     // Next to the state directory, not in it: a container's state directory is its root file system.
     this.console.reset(`${this.stateDir}.console.txt`);
+    // Either may have been assigned since the machine was created.
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.config.sharedDir, { recursive: true, mode: 0o700 });
     const r = await this.backend.launch(
       {
         name: this.name,

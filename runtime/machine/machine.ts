@@ -154,6 +154,15 @@ export class Machine extends MachineCore {
     return this.systemd.waitForUnit(unit, options);
   }
 
+  /**
+   * nixpkgs' `switch_root`: leaves the initrd (a systemd initrd with
+   * `testing.initrdBackdoor`) for stage 2 and carries on in stage 2's
+   * backdoor shell.
+   */
+  switchRoot(options: WaitOptions = {}): Promise<void> {
+    return this.systemd.switchRoot(options);
+  }
+
   /** Waits for a job (unit) to be active; nixpkgs' alias of `waitForUnit`. */
   waitForJob(unit: string, options: UnitOptions & WaitOptions = {}): Promise<void> {
     return this.systemd.waitForJob(unit, options);

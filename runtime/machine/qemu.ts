@@ -1,3 +1,4 @@
+import type { Poll } from "./framing.js";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { abortable, sleep } from "../abort.js";
@@ -129,10 +130,10 @@ export class QemuBoot implements Boot {
     await abortable(shell.waitForMarker(), signal);
   }
 
-  run(command: string, seconds: number, signal: AbortSignal): Promise<CommandAnswer> {
+  run(command: string, seconds: number, signal: AbortSignal, poll?: Poll): Promise<CommandAnswer> {
     const shell = this.shell;
     if (shell === undefined) return Promise.reject(new Error("the backdoor shell is not connected"));
-    return shell.run(command, seconds, signal);
+    return shell.run(command, seconds, signal, poll);
   }
 
   async powerOff(): Promise<void> {

@@ -37,6 +37,12 @@ export class QmpClient {
   private closedError: Error | undefined;
   /** Events seen since connecting, newest last; bounded so a chatty guest cannot grow it forever. */
   readonly history: QmpEvent[] = [];
+  /**
+   * Events no `waitForEvent` has consumed yet, oldest first: nixpkgs queues
+   * them, so a wait also finds an event that came before it was called.
+   * Bounded like `history`.
+   */
+  private readonly unconsumed: QmpEvent[] = [];
 
   private constructor(private readonly socket: Socket) {
     socket.setEncoding("utf8");
@@ -83,6 +89,11 @@ export class QmpClient {
 
   /** The first event, from now on, that `filter` accepts. */
   waitForEvent(filter: (event: QmpEvent) => boolean, signal?: AbortSignal): Promise<QmpEvent> {
+    // As nixpkgs: queued events first, each consumed whether it matches or not (non-matching ones are skipped).
+    while (this.unconsumed.length > 0) {
+      const event = this.unconsumed.shift() as QmpEvent;
+      if (filter(event)) return Promise.resolve(event);
+    }
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise<QmpEvent>((resolve, reject) => {
       const cleanup = (): void => {
@@ -91,6 +102,9 @@ export class QmpClient {
         stop();
       };
       const onEvent = (event: QmpEvent): void => {
+        // Consumed by this wait, matching or not.
+        const at = this.unconsumed.indexOf(event);
+        if (at !== -1) this.unconsumed.splice(at, 1);
         if (!filter(event)) return;
         cleanup();
         resolve(event);
@@ -145,6 +159,8 @@ export class QmpClient {
       const event = message as unknown as QmpEvent;
       this.history.push(event);
       if (this.history.length > 1000) this.history.shift();
+      this.unconsumed.push(event);
+      if (this.unconsumed.length > 1000) this.unconsumed.shift();
       this.events.emit("event", event);
     } else if (typeof message.id === "string") {
       const waiter = this.waiting.get(message.id);

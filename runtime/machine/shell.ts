@@ -1,6 +1,7 @@
+import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { abortReason } from "../abort.js";
-import { CANCEL, MARKER, PREAMBLE, RecordParser, frameCommand, type DamagedRecord, type ShellRecord } from "./framing.js";
+import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, resendLine, type DamagedRecord, type Poll, type ShellRecord } from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
 const DRAIN_MS = 30_000;
@@ -22,12 +23,50 @@ export interface ShellHooks {
   noFlowControl?: boolean;
 }
 
+/** Resolves when `done` does, or rejects when `signal` aborts first. */
+function abortableDone(done: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return done;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    void done.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
+}
+
 interface Pending {
   id: number;
   command: string;
   resolve(result: ShellResult): void;
   reject(error: Error): void;
   stallTimer?: NodeJS.Timeout;
+  /** The guest was asked to send the answer again, with flow control. */
+  resent?: boolean;
+  /** Settles with the command (answer, error, cancellation or a restarted shell). */
+  done: Promise<void>;
+  finish(): void;
+}
+
+/** Thrown (as the cause) when the shell restarted under a command; see ShellRestartedError. */
+export class ShellRestarted extends Error {
+  constructor(readonly command: string) {
+    super(`the backdoor shell started again while \`${command}\` ran`);
+  }
+}
+
+/**
+ * The send buffer of QEMU's end of the console socket: the kernel's default
+ * (QEMU does not set its own). 212992 bytes, Linux' default, if unreadable.
+ */
+function socketBufferBytes(): number {
+  try {
+    const value = Number(readFileSync("/proc/sys/net/core/wmem_default", "utf8").trim());
+    return Number.isFinite(value) && value > 0 ? value : 212992;
+  } catch {
+    return 212992;
+  }
 }
 
 export class ShellDamagedError extends Error {
@@ -54,19 +93,22 @@ export class BackdoorShell {
   private lastData = Date.now();
   /** A cancelled command whose answer is still to come. */
   private draining: { id: number; done: Promise<void>; finished(): void } | undefined;
-  private readonly flowControl: boolean;
+  /** Blocks the guest may send ahead of the host's go-aheads; 0: no flow control. */
+  private readonly window: number;
 
   constructor(
     private readonly socket: Socket,
     private readonly hooks: ShellHooks,
   ) {
-    this.flowControl = hooks.noFlowControl !== true;
+    this.window = hooks.noFlowControl === true ? 0 : flowWindow(socketBufferBytes());
     this.parser = new RecordParser({
       record: (r) => this.onRecord(r),
       damaged: (d) => this.onDamaged(d),
       junk: (bytes) => this.onJunk(bytes),
-      blockDone: () => {
-        if (this.flowControl) this.socket.write("\n");
+      // The guest waits for a go-ahead after each block from the window's
+      // last on; one for each of the last `window` blocks would stay unread.
+      blockDone: (index, blocks) => {
+        if (this.window > 0 && index < blocks - this.window) this.socket.write("\n");
       },
     });
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
@@ -114,17 +156,27 @@ export class BackdoorShell {
     });
   }
 
-  /** Runs one command; the caller serialises calls. `timeout` is the guest-side limit in seconds (0: none). */
-  async run(command: string, timeout: number, signal?: AbortSignal): Promise<ShellResult> {
+  /**
+   * Runs one command; the caller serialises calls. `timeout` is the
+   * guest-side limit in seconds (0: none); with `poll`, the guest repeats the
+   * command until its exit status is the wanted one.
+   */
+  async run(command: string, timeout: number, signal?: AbortSignal, poll?: Poll): Promise<ShellResult> {
     // After a cancellation the guest is still busy ending the old command; its
     // watchdog reads the console line-wise, so nothing may be written until it is done.
     if (this.draining !== undefined) await Promise.race([this.draining.done, new Promise((r) => setTimeout(r, DRAIN_MS))]);
     this.draining = undefined;
+    // A command sent without waiting for it (execute's checkOutput: false):
+    // the shell reads the next one only after it, or it restarted meanwhile.
+    while (this.pending !== undefined) {
+      if (signal?.aborted) throw abortReason(signal);
+      await abortableDone(this.pending.done, signal);
+    }
+    if (!this.markerSeen) await this.waitForMarker(signal);
     if (this.closedError) throw this.closedError;
-    if (this.pending) throw new Error("BackdoorShell.run called while a command is running");
     if (signal?.aborted) throw abortReason(signal);
     const id = this.nextId++;
-    const line = frameCommand(id, command, timeout, this.flowControl);
+    const line = frameCommand(id, command, timeout, this.window, poll);
     return new Promise<ShellResult>((resolve, reject) => {
       const onAbort = (): void => {
         // Tell the command's watchdog to kill it; its answer, when it comes, is dropped by id.
@@ -137,15 +189,21 @@ export class BackdoorShell {
         reject(abortReason(signal as AbortSignal));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
+      let settled!: () => void;
+      const done = new Promise<void>((r) => (settled = r));
       this.pending = {
         id,
         command,
+        done,
+        finish: () => settled(),
         resolve: (r) => {
           signal?.removeEventListener("abort", onAbort);
+          settled();
           resolve(r);
         },
         reject: (e) => {
           signal?.removeEventListener("abort", onAbort);
+          settled();
           reject(e);
         },
       };
@@ -223,32 +281,65 @@ export class BackdoorShell {
     const p = this.pending;
     // id 0: the header itself was cut, so the damage can only be the running command's.
     if (p === undefined || (damage.id !== 0 && p.id !== damage.id)) return;
+    // A large answer streams without flow control; when the host lost part of
+    // it, the guest sends it again in blocks the host asks for (once).
+    if (damage.streamed === true && this.window > 0 && !p.resent && damage.id === p.id) {
+      p.resent = true;
+      clearTimeout(p.stallTimer);
+      this.socket.write(resendLine(p.id, this.window));
+      return;
+    }
     this.settle(p.id);
     p.reject(new ShellDamagedError(damage));
   }
 
   private onJunk(bytes: Buffer): void {
-    if (this.rawWaiter !== undefined) {
-      this.rawWaiter.text += bytes.toString("latin1");
-      if (this.rawWaiter.until.test(this.rawWaiter.text)) {
-        const w = this.rawWaiter;
+    const w = this.rawWaiter;
+    if (w !== undefined) {
+      const text = bytes.toString("latin1");
+      w.chunks.push(text);
+      // Only the tail is matched: a raw answer may be many megabytes.
+      w.tail = (w.tail + text).slice(-256);
+      if (w.until.test(w.tail)) {
         this.rawWaiter = undefined;
-        w.resolve(w.text);
+        w.resolve(w.chunks.join(""));
       }
       return;
     }
     this.hooks.onJunk(bytes.toString("utf8"));
+    // Outside any answer only the guest itself writes: a new shell's marker means a restart.
+    const text = this.junkTail + bytes.toString("latin1");
+    if (text.includes(MARKER)) {
+      this.junkTail = "";
+      this.onShellRestarted();
+      return;
+    }
+    this.junkTail = text.slice(-MARKER.length);
   }
 
-  private rawWaiter: { until: RegExp; text: string; resolve(text: string): void } | undefined;
+  /** How often the guest's shell announced itself again on this connection. */
+  restarts = 0;
+  private restartWaiters: Array<() => void> = [];
+
+  /** Resolves once `restarts` exceeds `since` (the shell restarted and is set up again). */
+  waitForRestart(since: number, signal?: AbortSignal): Promise<void> {
+    if (this.restarts > since) return Promise.resolve();
+    return abortableDone(new Promise<void>((r) => this.restartWaiters.push(r)), signal);
+  }
+
+  /** The end of the latest junk, to find a marker split across chunks. */
+  private junkTail = "";
+
+  private rawWaiter: { until: RegExp; chunks: string[]; tail: string; resolve(text: string): void } | undefined;
 
   /**
    * Benchmarks only: writes `text` as is and resolves with the guest's raw
-   * answer once it matches `until`, bypassing the protocol (to compare framings).
+   * answer once its last 256 characters match `until`, bypassing the
+   * protocol (to compare framings).
    */
   rawExchange(text: string, until: RegExp): Promise<string> {
     return new Promise<string>((resolve) => {
-      this.rawWaiter = { until, text: "", resolve };
+      this.rawWaiter = { until, chunks: [], tail: "", resolve };
       this.socket.write(text);
     });
   }
@@ -256,8 +347,27 @@ export class BackdoorShell {
   private settle(id: number | undefined): void {
     if (this.pending !== undefined && this.pending.id === id) {
       clearTimeout(this.pending.stallTimer);
+      this.pending.finish();
       this.pending = undefined;
     }
+  }
+
+  /**
+   * The marker again while connected: the guest's backdoor shell started anew
+   * (switch_root, `systemctl restart backdoor`, kexec). The old shell's
+   * command can never answer: fail it at once, forget any half-read answer,
+   * and define our helper in the new shell.
+   */
+  private onShellRestarted(): void {
+    this.restarts++;
+    for (const w of this.restartWaiters.splice(0)) w();
+    this.parser.abandon("the shell restarted");
+    this.draining?.finished();
+    this.draining = undefined;
+    const p = this.pending;
+    this.settle(p?.id);
+    p?.reject(new ShellRestarted(p.command));
+    this.socket.write(PREAMBLE);
   }
 
   private onClose(): void {

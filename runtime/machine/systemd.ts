@@ -83,6 +83,25 @@ export class Systemd {
     );
   }
 
+  /**
+   * nixpkgs' `switch_root`: from the initrd (`testing.initrdBackdoor` with a
+   * systemd initrd) to stage 2. Waits for initrd.target, isolates
+   * initrd-switch-root.target without waiting for the answer (the shell
+   * dies with the initrd), waits for systemd's "Switching root." and then
+   * for stage 2's backdoor shell, which the driver sets up anew.
+   */
+  async switchRoot(options: WaitOptions = {}): Promise<void> {
+    await this.m.api(() =>
+      this.m.logger.nested("switching root", { machine: this.m.name }, async () => {
+        await this.waitForUnit("initrd.target", options);
+        const before = this.m.shellRestarts();
+        await this.m.execute("systemctl isolate --no-block initrd-switch-root.target 2>/dev/null >/dev/null", { checkOutput: false });
+        await this.m.waitForConsoleText(/systemd\[1\]:.*Switching root\./, options);
+        await this.m.waitForShellRestart(before, options);
+      }),
+    );
+  }
+
   async startJob(unit: string, options: UnitOptions = {}): Promise<{ exitCode: number; output: string }> {
     return this.systemctl(`start ${shellQuote(unit)}`, options);
   }

@@ -37,7 +37,11 @@ export interface RunOptions {
 /** A fresh directory with start scripts for `nodes` and the test script. */
 export async function prepare(script: string, nodes: GuestNode[] = [{ name: "machine", vlans: [] }], guest: GuestName | "fake" = "tiny") {
   const dir = await mkdtemp(join(tmpdir(), "ntt-e2e-"));
-  const scripts = guest === "fake" ? await writeFakeStartScripts(dir, nodes.map((n) => n.name)) : await writeStartScripts(dir, nodes, { guest });
+  // NTT_TEST_ASLR=1: the guests keep address randomisation, as NixOS guests do (slower under TCG).
+  const scripts =
+    guest === "fake"
+      ? await writeFakeStartScripts(dir, nodes.map((n) => n.name))
+      : await writeStartScripts(dir, nodes, { guest, aslr: process.env.NTT_TEST_ASLR === "1" });
   const scriptPath = join(dir, "test.mjs");
   await writeFile(scriptPath, script);
   return { dir, scripts: Object.values(scripts), scriptPath };

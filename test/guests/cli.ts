@@ -10,9 +10,10 @@ import { parseArgs } from "node:util";
 import { type GuestName, type GuestNode, writeStartScripts } from "./start-scripts.js";
 
 const USAGE =
-  "usage: cli.js --out DIR [--guest tiny|systemd] [--memory MiB] [--kernel-param P]... NODE...\n" +
+  "usage: cli.js --out DIR [--guest tiny|systemd] [--memory MiB] [--kernel-param P]... [--aslr] NODE...\n" +
   "  NODE is name[:vlan[,vlan...]], e.g. machine1:1,2 machine2:1 server\n" +
-  "  --guest: the image every node boots (default tiny; see test/guests/README.md)";
+  "  --guest: the image every node boots (default tiny; see test/guests/README.md)\n" +
+  "  --aslr: boot without norandmaps (address randomisation on, as NixOS guests)";
 
 function parseNode(spec: string): GuestNode {
   const colon = spec.indexOf(":");
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
       guest: { type: "string" },
       memory: { type: "string" },
       "kernel-param": { type: "string", multiple: true },
+      aslr: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
     ...(guest === undefined ? {} : { guest }),
     ...(memoryMiB === undefined ? {} : { memoryMiB }),
     kernelParams: values["kernel-param"] ?? [],
+    aslr: values.aslr === true,
   });
   for (const [name, path] of Object.entries(scripts)) {
     process.stdout.write(`${name}\t${path}\n`);

@@ -33,6 +33,14 @@ export interface StartScriptOptions {
   memoryMiB?: number;
   /** Extra kernel parameters baked into every script, before $QEMU_KERNEL_PARAMS. */
   kernelParams?: string[];
+  /**
+   * Address-space randomisation in the guest. Off by default (`norandmaps`):
+   * under TCG every exec with randomised addresses re-translates its code, and
+   * the suite boots hundreds of guests. NixOS guests keep it on, so whatever
+   * measures the command path against NixOS-like costs (bench/backdoor.ts)
+   * boots with `aslr: true`.
+   */
+  aslr?: boolean;
 }
 
 /** Where one node sits on the test network, numbered the way nixpkgs does. */
@@ -231,6 +239,7 @@ function renderScript(
   guestDir: string,
   memoryMiB: number,
   extraKernelParams: string[],
+  aslr: boolean,
 ): string {
   const scriptName = `run-${node.name}-vm`;
   const boot = guestBoot(guest, node, guestDir);
@@ -241,7 +250,7 @@ function renderScript(
   const kernelParams = [
     "console=ttyS0",
     "panic=1",
-    "norandmaps",
+    ...(aslr ? [] : ["norandmaps"]),
     "quiet",
     "loglevel=4",
     `ntt.hostname=${node.name}`,
@@ -342,7 +351,7 @@ export async function writeStartScripts(
     const path = join(dir, `run-${node.name}-vm`);
     // Write-then-rename: a driver starting the previous script never sees half a file.
     const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, renderScript(guest, node, layout, guestDir, memoryMiB, kernelParams));
+    await writeFile(tmp, renderScript(guest, node, layout, guestDir, memoryMiB, kernelParams, options.aslr === true));
     await chmod(tmp, 0o755);
     await rename(tmp, path);
     scripts[node.name] = path;

@@ -15,9 +15,12 @@ import {
   MARKER,
   PREAMBLE,
   RecordParser,
+  flowWindow,
   frameCommand,
+  resendLine,
   shellQuote,
   type DamagedRecord,
+  type Poll,
   type ShellRecord,
 } from "../../runtime/machine/framing.js";
 
@@ -29,12 +32,14 @@ interface Seen {
   damaged: DamagedRecord[];
   junk: Buffer[];
   blockDone: number;
+  /** blockDone's arguments: [index, blocks]. */
+  blocks: Array<[number, number]>;
   /** Event names in order. */
   order: string[];
 }
 
 function collector(): { seen: Seen; parser: RecordParser } {
-  const seen: Seen = { records: [], damaged: [], junk: [], blockDone: 0, order: [] };
+  const seen: Seen = { records: [], damaged: [], junk: [], blockDone: 0, blocks: [], order: [] };
   const parser = new RecordParser({
     record: (r) => {
       seen.records.push(r);
@@ -48,8 +53,9 @@ function collector(): { seen: Seen; parser: RecordParser } {
       seen.junk.push(Buffer.from(b)); // copy: the parser may hand out views of a chunk
       seen.order.push("junk");
     },
-    blockDone: () => {
+    blockDone: (index, blocks) => {
       seen.blockDone++;
+      seen.blocks.push([index, blocks]);
       seen.order.push("blockDone");
     },
   });
@@ -63,6 +69,15 @@ function record(id: number, status: number, output: Buffer, opts: { length?: num
   return Buffer.concat([
     Buffer.from(`\x1eNTT ${id} ${status} ${length}\x1f`, "latin1"),
     Buffer.from(body, "latin1"),
+    Buffer.from(opts.newline === false ? "" : "\n", "latin1"),
+  ]);
+}
+
+/** A record as `__ntt_send` writes a small output without NUL bytes: as it is. */
+function rawRecord(id: number, status: number, output: Buffer, opts: { length?: number; newline?: boolean } = {}): Buffer {
+  return Buffer.concat([
+    Buffer.from(`\x1eNTR ${id} ${status} ${opts.length ?? output.length}\x1f`, "latin1"),
+    output,
     Buffer.from(opts.newline === false ? "" : "\n", "latin1"),
   ]);
 }
@@ -106,7 +121,7 @@ describe("RecordParser", () => {
   ];
   const smallStream = Buffer.concat([
     Buffer.from("boot noise\r\n"),
-    ...small.map(([id, status, output]) => record(id, status, output)),
+    ...small.map(([id, status, output]) => (id % 2 === 0 ? rawRecord(id, status, output) : record(id, status, output))),
     Buffer.from("trailing noise"),
   ]);
 
@@ -163,6 +178,50 @@ describe("RecordParser", () => {
       assert.deepEqual(seen.damaged, [], `seed ${seed}`);
       assert.equal(junkText(seen), "junk before\njunk after", `seed ${seed}`);
     }
+  });
+
+  test("a raw record (NTR) carries any byte but NUL as it is: newlines, separators, \\x1e/\\x1f inside the body", () => {
+    const { seen, parser } = collector();
+    const output = Buffer.from([...ALL_BYTES.subarray(1), 0x0a, 0x1e, 0x1f, 0x0a]);
+    const stream = Buffer.concat([rawRecord(6, 3, output), rawRecord(7, 0, Buffer.from("x\n"))]);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const { seen: s2, parser: p2 } = collector();
+      feedAll(p2, stream, [cut]);
+      assert.equal(s2.records.length, 2, `cut ${cut}`);
+      assert.ok(s2.records[0]?.output.equals(output), `cut ${cut}`);
+      assert.equal(s2.records[0]?.exitCode, 3);
+      assert.equal(s2.records[1]?.output.toString(), "x\n");
+      assert.equal(junkText(s2), "", `cut ${cut}`);
+    }
+    parser.feed(rawRecord(8, 0, Buffer.alloc(0)));
+    assert.deepEqual(seen.records.map((r) => [r.id, r.output.length]), [[8, 0]]);
+  });
+
+  test("a raw record that lost bytes is damaged (its newline is not where the length says), not a short answer", () => {
+    const { seen, parser } = collector();
+    const full = rawRecord(9, 0, Buffer.from("0123456789"));
+    // Three bytes lost in the middle; the next record's header follows.
+    const lossy = Buffer.concat([full.subarray(0, 15), full.subarray(18), rawRecord(10, 0, Buffer.from("next"))]);
+    parser.feed(lossy);
+    assert.equal(seen.damaged[0]?.id, 9);
+    assert.equal(seen.records.filter((r) => r.id === 9).length, 0);
+  });
+
+  test("a raw record cut short is reported by abandon() (the stall timer), with what arrived", () => {
+    const { seen, parser } = collector();
+    parser.feed(rawRecord(11, 0, Buffer.from("0123456789")).subarray(0, 20));
+    assert.equal(parser.midRecord, true);
+    parser.abandon("stalled");
+    assert.deepEqual(seen.damaged.map((d) => [d.id, d.expected, d.why]), [[11, 10, "stalled"]]);
+  });
+
+  test("blockDone reports each block as it completes, also when several blocks arrive in one chunk (a window in flight)", () => {
+    const { seen, parser } = collector();
+    const length = 5 * BLOCK + 8;
+    const output = randomBytes((length / 4) * 3);
+    parser.feed(record(12, 0, output));
+    assert.deepEqual(seen.blocks, [[0, 6], [1, 6], [2, 6], [3, 6], [4, 6]]);
+    assert.ok(seen.records[0]?.output.equals(output));
   });
 
   test("binary output (all 256 byte values) round-trips through the base64 framing", () => {
@@ -380,17 +439,18 @@ describe("frameCommand and shellQuote", () => {
   });
 
   test("frameCommand: one line, id, timeout in whole seconds (0: none), flow control flag, quoted command", () => {
-    assert.equal(frameCommand(7, "echo hi", 0), "__ntt_run 7 0 1 'echo hi'\n");
-    assert.equal(frameCommand(8, "echo hi", 900), "__ntt_run 8 900 1 'echo hi'\n");
-    assert.equal(frameCommand(9, "echo hi", 2.5), "__ntt_run 9 3 1 'echo hi'\n");
+    assert.equal(frameCommand(7, "echo hi", 0, 4), "__ntt_run 7 0 4 'echo hi'\n");
+    assert.equal(frameCommand(8, "echo hi", 900, 4), "__ntt_run 8 900 4 'echo hi'\n");
+    assert.equal(frameCommand(9, "echo hi", 2.5, 1), "__ntt_run 9 3 1 'echo hi'\n");
     // A fraction of a second does not become 0 (which would mean no limit).
-    assert.equal(frameCommand(10, "echo hi", 0.2), "__ntt_run 10 1 1 'echo hi'\n");
-    assert.equal(frameCommand(11, "echo hi", 5, false), "__ntt_run 11 5 0 'echo hi'\n");
-    assert.equal(frameCommand(12, "echo 'a'\necho b", 0), `__ntt_run 12 0 1 'echo '\\''a'\\''\necho b'\n`);
+    assert.equal(frameCommand(10, "echo hi", 0.2, 1), "__ntt_run 10 1 1 'echo hi'\n");
+    assert.equal(frameCommand(11, "echo hi", 5, 0), "__ntt_run 11 5 0 'echo hi'\n");
+    assert.equal(frameCommand(12, "echo 'a'\necho b", 0, 4), `__ntt_run 12 0 4 'echo '\\''a'\\''\necho b'\n`);
+    assert.throws(() => frameCommand(13, "true", 0, 1.5), RangeError);
   });
 
   test("frameCommand rejects NUL", () => {
-    assert.throws(() => frameCommand(1, "echo a\0b", 0), RangeError);
+    assert.throws(() => frameCommand(1, "echo a\0b", 0, 4), RangeError);
   });
 
   test("MARKER is nixpkgs' backdoor announcement", () => {
@@ -429,6 +489,9 @@ function preambleIn(dir: string): string {
  * every process tagged with a timed-out command's id, host-wide here, so ids
  * must not collide with another run of this suite on the same host.
  */
+/** The window BackdoorShell uses with Linux' default socket buffer. */
+const WINDOW = flowWindow(212992);
+
 let nextId = 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
 
 interface Answer {
@@ -494,6 +557,10 @@ class HostShell {
   private waiting: { id: number; resolve(r: ShellRecord): void; reject(e: Error): void } | undefined;
   private flowControl = true;
   private blockDones = 0;
+  /** Bytes to drop from the next large chunk (once). */
+  loseBytes = 0;
+  /** The running command's answer was asked for again. */
+  resent = false;
 
   constructor(readonly dir: string) {
     const preamble = preambleIn(dir);
@@ -517,33 +584,47 @@ class HostShell {
         w.resolve(r);
       },
       damaged: (d) => {
+        // Exactly what BackdoorShell does: a streamed answer that lost bytes is asked for again, once.
+        if (d.streamed === true && this.flowControl && this.waiting?.id === d.id && !this.resent) {
+          this.resent = true;
+          this.child.stdin.write(resendLine(d.id, WINDOW));
+          return;
+        }
         const w = this.waiting;
         this.waiting = undefined;
         w?.reject(new Error(`damaged record: ${JSON.stringify(d)}`));
       },
       junk: (b) => this.junk.push(Buffer.from(b)),
-      blockDone: () => {
+      blockDone: (index, blocks) => {
         this.blockDones++;
         // Exactly what BackdoorShell does over the socket.
-        if (this.flowControl) this.child.stdin.write("\n");
+        if (this.flowControl && index < blocks - WINDOW) this.child.stdin.write("\n");
       },
     });
-    this.child.stdout.on("data", (chunk: Buffer) => this.parser.feed(chunk));
+    this.child.stdout.on("data", (chunk: Buffer) => {
+      // Simulates the virtconsole dropping bytes a slow reader did not take.
+      if (this.loseBytes > 0 && chunk.length > 2000) {
+        chunk = Buffer.concat([chunk.subarray(0, 1000), chunk.subarray(1000 + this.loseBytes)]);
+        this.loseBytes = 0;
+      }
+      this.parser.feed(chunk);
+    });
     this.child.stderr.on("data", (chunk: Buffer) => (this.stderr += chunk.toString("utf8")));
     this.child.stdin.on("error", () => undefined);
     this.child.stdin.write(preamble);
   }
 
   /** Sends `frameCommand(...)` and waits for its record (at most `hostMs`). */
-  async run(id: number, command: string, timeout: number, opts: { flowControl?: boolean; hostMs?: number; onSent?: () => void } = {}): Promise<Answer> {
+  async run(id: number, command: string, timeout: number, opts: { flowControl?: boolean; hostMs?: number; onSent?: () => void; poll?: Poll } = {}): Promise<Answer> {
     assert.equal(this.waiting, undefined, "a command is still running");
     this.flowControl = opts.flowControl ?? true;
     this.blockDones = 0;
+    this.resent = false;
     const began = performance.now();
     const answer = new Promise<ShellRecord>((resolve, reject) => {
       this.waiting = { id, resolve, reject };
     });
-    this.child.stdin.write(frameCommand(id, command, timeout, this.flowControl));
+    this.child.stdin.write(frameCommand(id, command, timeout, this.flowControl ? WINDOW : 0, opts.poll));
     opts.onSent?.();
     const hostMs = opts.hostMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
@@ -587,7 +668,7 @@ async function eventually(fn: () => boolean, ms: number): Promise<boolean> {
 describe("the guest-side shell code, run by the host's bash", () => {
   const dir = mkdtempSync(join(tmp, "shell-"));
   const shell = new HostShell(dir);
-  const run = (command: string, timeout: number, opts?: { flowControl?: boolean; hostMs?: number; onSent?: () => void }) =>
+  const run = (command: string, timeout: number, opts?: { flowControl?: boolean; hostMs?: number; onSent?: () => void; poll?: Poll }) =>
     shell.run(nextId++, command, timeout, opts);
   const sleepsOf = (s: HostShell): ProcInfo[] => [...s.leftovers(), ...descendants(s.pid)].filter((p) => /^sleep\b/.test(p.cmdline));
 
@@ -654,14 +735,27 @@ describe("the guest-side shell code, run by the host's bash", () => {
     });
   }
 
-  test("a 1 MB output arrives complete with flow control (21 blocks, 20 go-aheads)", async () => {
+  test("a 1 MB output streams in one go (base64 itself writes it), complete", async () => {
     const file = join(dir, "random-fc");
     const { record, blockDones } = await run(`head -c 1000000 /dev/urandom | tee ${shellQuote(file)}`, 30);
     assert.equal(record.exitCode, 0);
     assert.equal(record.output.length, 1_000_000);
+    assert.equal(blockDones, 0);
+    assert.equal(shell.resent, false);
+    const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
+    assert.equal(sum.output.toString().split(" ")[0], createHash("sha256").update(record.output).digest("hex"));
+  });
+
+  test("bytes lost from a streamed answer: the host asks again, the guest resends in blocks with flow control (82 blocks, a window of 3)", async () => {
+    const file = join(dir, "random-resend");
+    shell.loseBytes = 5000;
+    const { record, blockDones } = await run(`head -c 1000000 /dev/urandom | tee ${shellQuote(file)}; exit 3`, 30);
+    assert.equal(shell.resent, true);
+    assert.deepEqual([record.exitCode, record.output.length], [3, 1_000_000]);
     const base64Length = Math.ceil(1_000_000 / 3) * 4;
-    assert.equal(Math.ceil(base64Length / BLOCK), 21);
-    assert.equal(blockDones, 20);
+    assert.equal(Math.ceil(base64Length / BLOCK), 82);
+    assert.equal(WINDOW, 3);
+    assert.equal(blockDones, 81);
     const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
     assert.equal(sum.output.toString().split(" ")[0], createHash("sha256").update(record.output).digest("hex"));
   });
@@ -673,6 +767,75 @@ describe("the guest-side shell code, run by the host's bash", () => {
     assert.equal(record.output.length, 1_000_000);
     const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
     assert.equal(sum.output.toString().split(" ")[0], createHash("sha256").update(record.output).digest("hex"));
+  });
+
+  test("outputs around the block size: raw below it, base64 from it on, every byte intact", async () => {
+    for (const size of [BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK]) {
+      const { record } = await run(`head -c ${size} /dev/zero | tr '\\0' x`, 30);
+      assert.deepEqual([record.exitCode, record.output.length], [0, size], `size ${size}`);
+      assert.ok(record.output.every((b) => b === 0x78), `size ${size}`);
+    }
+  });
+
+  test("a background job holding stdout: the answer waits for it, as with nixpkgs' pipe; its output is in the answer", async () => {
+    const { record, ms } = await run("(sleep 0.5; echo late) & echo now", 30);
+    assert.equal(record.output.toString(), "now\nlate\n");
+    assert.ok(ms >= 450, `${ms} ms`);
+    const { record: quick, ms: quickMs } = await run("(sleep 5 >/dev/null &) ; echo quick", 30);
+    assert.equal(quick.output.toString(), "quick\n");
+    assert.ok(quickMs < 3000, `a job not holding stdout does not delay the answer (${quickMs} ms)`);
+  });
+
+  test("a job holding stdout until the timeout: killed, exit 124, and the shell goes on", async () => {
+    const { record, ms } = await run("sleep 30 & echo started", 1, { hostMs: 8000 });
+    assert.deepEqual([record.exitCode, record.timedOut], [124, true]);
+    assert.ok(ms < 4000, `${ms} ms`);
+    const { record: next } = await run("echo next", 30);
+    assert.equal(next.output.toString(), "next\n");
+  });
+
+  test("poll until success: one exchange; the answer comes within a pause (40 ms) of the condition holding", async () => {
+    const flag = join(dir, "poll-flag");
+    const began = performance.now();
+    let created = 0;
+    setTimeout(() => {
+      writeFileSync(flag, "");
+      created = performance.now();
+    }, 400);
+    const { record } = await run(`test -e ${shellQuote(flag)} && echo there`, 30, { poll: { until: "success", durationMs: 10_000 } });
+    const returned = performance.now();
+    assert.deepEqual([record.exitCode, record.output.toString()], [0, "there\n"]);
+    assert.ok(returned - began >= 400, `${returned - began} ms`);
+    // Generous: the host may be loaded; without the guest loop this would be a fixed 1 s nowhere near.
+    assert.ok(returned - created < 400, `${returned - created} ms after the file appeared`);
+  });
+
+  test("poll until failure; and a poll that never holds ends after its duration with the last try's answer", async () => {
+    const { record } = await run("echo try; false", 30, { poll: { until: "failure", durationMs: 5000 } });
+    assert.deepEqual([record.exitCode, record.output.toString()], [1, "try\n"]);
+    const { record: never, ms } = await run("echo still; exit 3", 30, { poll: { until: "success", durationMs: 300 } });
+    assert.deepEqual([never.exitCode, never.timedOut, never.output.toString()], [3, false, "still\n"]);
+    assert.ok(ms >= 290 && ms < 3000, `${ms} ms`);
+    const { record: once } = await run("exit 4", 30, { poll: { until: "success", durationMs: 0 } });
+    assert.equal(once.exitCode, 4);
+  });
+
+  test("CANCEL ends a poll without limit: exit 130, and the shell serves the next command", async () => {
+    const { record, ms } = await run("test -e /nonexistent-ntt", 0, {
+      hostMs: 8000,
+      poll: { until: "success", durationMs: null },
+      onSent: () => setTimeout(() => shell.child.stdin.write(CANCEL), 300),
+    });
+    assert.deepEqual([record.exitCode, record.timedOut], [130, false]);
+    assert.ok(ms < 3000, `${ms} ms`);
+    const { record: next } = await run("echo alive", 30);
+    assert.equal(next.output.toString(), "alive\n");
+  });
+
+  test("the poll's timeout kills a try that hangs: exit 124, timed out", async () => {
+    const { record, ms } = await run("sleep 20", 1, { hostMs: 8000, poll: { until: "success", durationMs: 10_000 } });
+    assert.deepEqual([record.exitCode, record.timedOut], [124, true]);
+    assert.ok(ms < 4000, `${ms} ms`);
   });
 
   test("a command that finishes in time leaves no watchdog or other process behind", async () => {
