@@ -44,7 +44,8 @@ test("spans: a machine's outermost blocks with their durations, failed ones mark
   );
   const a = record.spans.find((s) => s.machine === "a")!;
   const b = record.spans.find((s) => s.machine === "b")!;
-  assert.ok(a.seconds >= 0.04 && b.seconds >= 0.03);
+  // Timers may fire a millisecond early by performance.now(): bounds with that slack.
+  assert.ok(a.seconds >= 0.035 && b.seconds >= 0.025, `a ${a.seconds} s, b ${b.seconds} s`);
   assert.ok(Math.max(a.start, b.start) < Math.min(a.start + a.seconds, b.start + b.seconds), "concurrent spans overlap");
   assert.ok(Math.abs(record.spans.find((s) => s.kind === "boot")!.seconds - 1.5) < 1e-9);
   const html = timelineSection({ name: "t", duration: 2, error: undefined, cases: [] }, record.spans, 0);
