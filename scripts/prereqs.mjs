@@ -35,9 +35,14 @@ export function prerequisites(tier, repo) {
       ["tesseract", "tesseract-ocr"],
       ["convert", "imagemagick"],
       ["chromium", "chromium"],
+      ["systemd-nspawn", "systemd-container"],
+      ["nsenter", "util-linux"],
+      ["vde_plug2tap", "vde2"],
     ]);
+    if (process.getuid?.() !== 0) problems.push("the container tests need root (systemd-nspawn, network namespaces): run the e2e tier as root");
     needGuest(problems, repo, "tiny");
     needGuest(problems, repo, "systemd");
+    needGuest(problems, repo, "container");
   }
   if (tier === "nix") {
     needCommands(problems, [["nix", "nix-bin"], ["qemu-system-x86_64", "qemu-system-x86"]]);

@@ -7,7 +7,13 @@
 set -euo pipefail
 guest=${1:?usage: built.sh tiny|systemd|...}
 recipe_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/$guest" && pwd)
-hash=$(cd -- "$recipe_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
+if [[ $guest == container ]]; then
+  # The container guest is made from the systemd guest, whose directory is part of its hash.
+  systemd_guest=$("$0" systemd)
+  hash=$( (cd -- "$recipe_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; echo "$systemd_guest") | sha256sum)
+else
+  hash=$(cd -- "$recipe_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
+fi
 out=${NIXOS_TEST_TS_CACHE:-$HOME/.cache/nixos-test-ts}/guests/$guest-${hash:0:16}
 if [[ -e $out/done ]]; then
   printf '%s\n' "$out"
