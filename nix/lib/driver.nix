@@ -178,6 +178,18 @@ let
 
   # The checked, compiled script: $out/src (the sources as checked),
   # $out/test-script (JavaScript + source maps), $out/node_modules.
+  # The typed bindings, a derivation of their own: they depend on the manifest only, so editing
+  # test.ts reuses them and the check does not load the generator (ts-morph) at all.
+  generated =
+    runCommand "nixos-test-generated-${name}"
+      {
+        preferLocalBuild = true;
+        allowSubstitutes = false;
+      }
+      ''
+        ${nixos-test-ts}/bin/nixos-test-ts generate --manifest ${manifest} --out "$out"
+      '';
+
   script =
     runCommand "nixos-test-script-${name}"
       {
@@ -197,6 +209,9 @@ let
               if [ -d ${nodeModules}/node_modules ]; then ln -s ${nodeModules}/node_modules "$out/node_modules"; else ln -s ${nodeModules} "$out/node_modules"; fi
             ''
         }
+        mkdir -p "$out/test-script"
+        cp ${generated}/test.generated.ts ${generated}/.test.generated.key "$out/test-script/"
+        chmod u+w "$out/test-script/test.generated.ts" "$out/test-script/.test.generated.key"
         cd "$out/src"
         echo "nixos-test-ts: checking ${relScript} (generate, type check${if skipTypeCheck then " skipped" else ""}, lint${if skipLint then " skipped" else ""}, emit)"
         ${nixos-test-ts}/bin/nixos-test-ts check --manifest ${manifest} --out "$out/test-script" ${escapeArgs checkFlags} ${escape relScript}
@@ -260,7 +275,7 @@ let
         preferLocalBuild = true;
         allowSubstitutes = false;
         passthru = passthru // {
-          inherit manifest script driverConfiguration;
+          inherit manifest generated script driverConfiguration;
         };
         meta = meta // {
           mainProgram = "nixos-test-driver";
@@ -298,7 +313,7 @@ let
       {
         requiredSystemFeatures = [ "nixos-test" "kvm" ];
         passthru = passthru // {
-          inherit driver driverInteractive manifest script driverConfiguration;
+          inherit driver driverInteractive manifest generated script driverConfiguration;
         };
         inherit meta;
       }

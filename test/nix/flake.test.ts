@@ -139,7 +139,7 @@ test("driverInteractive builds; its REPL starts with the test's symbols and .exi
   }
 });
 
-test("after an edit of test.ts, only the script and the driver are rebuilt (figures)", { timeout: 120_000 }, async (t) => {
+test("after an edit of test.ts, only the script and the driver are rebuilt, the bindings reused (figures)", { timeout: 120_000 }, async (t) => {
   // Warm: everything the driver needs is built (tests above), and evaluation is cached by nothing.
   const noop = await build(`packages.${SYSTEM}.driver`);
   assert.equal(noop.code, 0, noop.stderr.slice(-3000));
@@ -157,6 +157,7 @@ test("after an edit of test.ts, only the script and the driver are rebuilt (figu
     );
     t.diagnostic(r.stderr.split("\n").filter((l) => /timings:|  program/.test(l)).map((l) => l.replace(/^.*?> /, "").trim()).join(" "));
     assert.ok(check !== undefined, "the check printed its timings");
+    assert.match(r.stderr, /load ts-morph 0 ms/, "the bindings came from the generated derivation: the check did not load ts-morph");
   } finally {
     await writeFile(scriptPath(), originalScript);
   }
