@@ -2,7 +2,7 @@
 # bin/nixos-test-ts, lib/node_modules/nixos-test-ts (dist/ + production
 # node_modules). Dependencies come from package-lock.json through
 # importNpmLock (no npmDepsHash to update): every entry needs its "resolved"
-# URL and "integrity" (test/nix/lockfile.test.ts checks that).
+# URL and "integrity" (test/nix/outputs.test.ts checks that).
 #
 #   pkgs.callPackage ./nix/package.nix { }
 {

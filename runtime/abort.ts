@@ -15,10 +15,6 @@ export function abortReason(signal: AbortSignal): Error {
   return new TestAbortedError(reason === undefined ? "aborted" : String(reason));
 }
 
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw abortReason(signal);
-}
-
 /** Sleeps, but wakes with the signal's reason as soon as it aborts. */
 export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   try {

@@ -1,4 +1,3 @@
-import { homedir } from "node:os";
 import { join } from "node:path";
 import repl, { type REPLServer } from "node:repl";
 import type { Driver } from "./driver.js";
@@ -163,8 +162,4 @@ function stripTypes(ts: TS | undefined, code: string): string {
   // The REPL wants an expression's value: keep the input's shape, minus `export {}` noise.
   const js = out.outputText.replace(/^export \{\};\s*$/m, "").trim();
   return code.endsWith("\n") ? `${js}\n` : js;
-}
-
-export function defaultHistoryFile(): string {
-  return join(homedir(), ".nixos-test-history");
 }

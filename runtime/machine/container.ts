@@ -4,6 +4,7 @@ import { abortReason, onAbort } from "../abort.js";
 import { MachineError } from "../errors.js";
 import { killGroup, track } from "../reaper.js";
 import type { Boot, Capability, CommandAnswer, LaunchContext, MachineBackend } from "./backend.js";
+import { LISTENING_FUNCTION } from "./framing.js";
 import { exitedSoon } from "./qemu.js";
 import { StartScriptProcess, type ExitStatus } from "./start-script.js";
 
@@ -19,9 +20,10 @@ const PID_LINE = /^systemd-nspawn's PID is (\d+)\s*$/;
 const READY_LINE = /^(?:\[[ \d.]+\] )?(?:systemd\[1\]: )?(?:Startup finished in |Welcome to NixOS)/;
 /**
  * nixpkgs' command prelude for containers: the profile's PATH and
- * environment, errors and pipelines strict (needs bash as /bin/sh, as NixOS has).
+ * environment, errors and pipelines strict (needs bash as /bin/sh, as NixOS has);
+ * first the helpers commands may call on every backend (waitForOpenPort's `__ntt_listening`).
  */
-const PRELUDE = "set -eo pipefail; source /etc/profile; set -u; ";
+const PRELUDE = `${LISTENING_FUNCTION.join("\n")}\nset -eo pipefail; source /etc/profile; set -u; `;
 /** How long `kill` waits for the start script to tear down its netns, veths and cgroup before it kills the script too. */
 const TEARDOWN_MS = 15_000;
 /** A command's exit code when the guest-side timeout killed it, as `timeout(1)` and the VM backdoor answer. */

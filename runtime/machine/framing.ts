@@ -54,6 +54,24 @@ export function flowWindow(wmemDefault: number): number {
 }
 
 /**
+ * Whether something listens on TCP port $1 at an address `localhost` reaches
+ * (0.0.0.0, 127.0.0.1, ::, ::1, ::ffff:127.0.0.1), from /proc/net: what
+ * `nc -z localhost $1` finds out, without starting a process. Commands may
+ * call it on every backend: the VM's preamble and the container's prelude
+ * both define it.
+ */
+export const LISTENING_FUNCTION = [
+  "__ntt_listening() {",
+  "  local p x; local -a l; printf -v p '%04X' \"$1\"",
+  "  { mapfile -t l < /proc/net/tcp; mapfile -t -O \"${#l[@]}\" l < /proc/net/tcp6; } 2>/dev/null",
+  "  for x in \"${l[@]}\"; do",
+  "    [[ $x =~ ^\\ *[0-9]+:\\ (00000000|0100007F|0{32}|0{24}01000000|0{16}FFFF00000100007F):$p\\ [0-9A-F]+:0000\\ 0A ]] && return 0",
+  "  done",
+  "  return 1",
+  "}",
+];
+
+/**
  * bash source run once per connection. It defines
  * `__ntt_run <id> <timeout seconds, 0 = none> <window, 0 = no flow control> <command>`.
  *
@@ -95,17 +113,7 @@ export const PREAMBLE = [
   // Pauses between the tries of a poll: `read -t` on a fifo nobody writes to is a sleep without a process.
   "__ntt_nap() { sleep \"$1\"; }",
   "if [[ -p $__ntt_d/nap ]] || mkfifo \"$__ntt_d/nap\" 2>/dev/null; then exec {__ntt_sl}<>\"$__ntt_d/nap\"; __ntt_nap() { read -r -t \"$1\" -u \"$__ntt_sl\" __ntt_m; }; fi",
-  // Whether something listens on TCP port $1 at an address `localhost` reaches
-  // (0.0.0.0, 127.0.0.1, ::, ::1, ::ffff:127.0.0.1), from /proc/net: what
-  // `nc -z localhost $1` finds out, without starting a process.
-  "__ntt_listening() {",
-  "  local p x; local -a l; printf -v p '%04X' \"$1\"",
-  "  { mapfile -t l < /proc/net/tcp; mapfile -t -O \"${#l[@]}\" l < /proc/net/tcp6; } 2>/dev/null",
-  "  for x in \"${l[@]}\"; do",
-  "    [[ $x =~ ^\\ *[0-9]+:\\ (00000000|0100007F|0{32}|0{24}01000000|0{16}FFFF00000100007F):$p\\ [0-9A-F]+:0000\\ 0A ]] && return 0",
-  "  done",
-  "  return 1",
-  "}",
+  ...LISTENING_FUNCTION,
   // Whether a process left behind by the command still has its stdout open on
   // the output file ($1): as with nixpkgs' pipe, the answer waits for it.
   "__ntt_held() { local f; for f in /proc/[0-9]*/fd/1; do [[ $f -ef $1 ]] && return 0; done 2>/dev/null; return 1; }",

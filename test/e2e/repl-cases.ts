@@ -134,6 +134,8 @@ export function defineReplTests(guest: "tiny" | "fake", cases: ("repl" | "pause"
     // History survives a restart: the previous session's last command comes back with "up".
     const again = start(["--interactive"]);
     await again.expect(/> $/m);
+    // The prompt shows before Node's REPL has read the history file (setupHistory is asynchronous): give it a moment.
+    await new Promise((resolve) => setTimeout(resolve, 500));
     // Node's REPL writes its history 15 ms after a line, so whether the closing `.exit` made it depends on how
     // long stopping the machine took: up once or twice, `runTests()` comes back.
     again.type("\x1b[A\x1b[A");
