@@ -1,8 +1,9 @@
-// End to end: `nixos-test-ts run` checks a TypeScript test and runs it on two real tiny guests.
+// `nixos-test-ts run` checks a TypeScript test and runs it with the real driver, on two fake guests
+// (test/fake-guest): what is tested is the pipeline (check, emit, source maps, globals, signals), not a VM.
 import assert from "node:assert/strict";
-import { before, test } from "node:test";
-import { buildGuest, writeStartScripts } from "../guests/start-scripts.js";
-import { survivors } from "./harness.js";
+import { test } from "node:test";
+import { writeFakeStartScripts } from "../fake-guest/start-scripts.js";
+import { survivors } from "../e2e/harness.js";
 import { runCli, testDir, type CliRun } from "../generator/helpers.js";
 
 const MANIFEST = {
@@ -15,17 +16,10 @@ const MANIFEST = {
   values: { greeting: "hello from the manifest", port: 22 },
 };
 
-before(async () => {
-  await buildGuest();
-});
-
-/** Writes the test, start scripts for client and server (no vlans: the tiny guests run without), and runs it. */
+/** Writes the test and fake start scripts for client and server, and runs it. */
 async function run(lines: string[], onOutput?: (output: string, pid: number) => void): Promise<CliRun & { qemuPids: number[] }> {
   const t = await testDir(MANIFEST, lines);
-  const scripts = await writeStartScripts(t.dir, [
-    { name: "client", vlans: [] },
-    { name: "server", vlans: [] },
-  ]);
+  const scripts = await writeFakeStartScripts(t.dir, ["client", "server"]);
   const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], { cwd: t.dir, limit: 240, ...(onOutput ? { onOutput } : {}) });
   const qemuPids = [...r.output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
   return { ...r, qemuPids };
