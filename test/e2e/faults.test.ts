@@ -7,6 +7,8 @@
 // Boots are shared where honest: the command cases (never-ending command,
 // background job, 100 MB output) run as subtests of one script on one VM,
 // each step recording its own result so that every assertion stands alone.
+// The driver's own paths that need no real guest (the global timeout, an
+// exception in a subtest) are in the fast tier (unit/driver-fake.test.ts).
 import assert from "node:assert/strict";
 import { spawnSync, type ChildProcess } from "node:child_process";
 import { chmod, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
@@ -344,38 +346,6 @@ test("3/4/10. the shared run: exit 0, XML complete, nothing left", async (t) => 
 // ---------------------------------------------------------------------------
 // 5. Global timeout while several machines wait
 
-test("5. global timeout while two machines wait: exit 1 soon after 20 s, message, XML complete, nothing left", async (t) => {
-  const script = [
-    "await startAll();",
-    "await Promise.all([",
-    '  m1.waitUntilSucceeds("test -e /never", { timeout: 600 }),',
-    '  m2.waitForConsoleText("never", { timeout: 600 }),',
-    "]);",
-  ].join("\n");
-  const run = await runFault(script, {
-    nodes: [
-      { name: "m1", vlans: [] },
-      { name: "m2", vlans: [] },
-    ],
-    args: ["--global-timeout", "20"],
-    limit: 120,
-  });
-  t.diagnostic(`exited after ${(run.ms / 1000).toFixed(1)} s with a 20 s global timeout`);
-  assert.equal(run.code, 1, tail(run));
-  assert.match(run.output, /global timeout of 20 s reached/);
-  assert.match(run.output, /TimeoutError: the test \(global timeout\) timed out after 20 s/);
-  assert.ok(run.ms >= 20_000 && run.ms < 60_000, `exit after ${(run.ms / 1000).toFixed(1)} s`);
-  assert.match(run.output, /m1: waiting for success: test -e \/never/, "m1 was waiting");
-  assert.match(run.output, /m2: waiting for never to appear on the console/, "m2 was waiting");
-  const xml = await run.xml();
-  assertWellFormed(xml);
-  assert.match(xml, /global timeout of 20 s reached/);
-  assert.match(xml, /the test \(global timeout\) timed out after 20 s/);
-  assert.equal(run.qemuPids.length, 2);
-  await assertNothingLeft(run);
-  await rm(run.dir, { recursive: true, force: true });
-});
-
 // ---------------------------------------------------------------------------
 // 6. SIGTERM during a wait, after boot
 
@@ -410,24 +380,6 @@ test("6. SIGTERM during a wait, after boot: exit 143, a complete log, no QEMU le
 
 // ---------------------------------------------------------------------------
 // 7. An exception thrown in a subtest
-
-test("7. an exception thrown in a subtest: exit 1, the subtest's failure in the XML log", async () => {
-  const run = await runFault(
-    ['await machine.succeed("true");', 'await subtest("the script gives up", async () => {', '  throw new Error("thrown on purpose in a subtest");', "});"].join("\n"),
-    { limit: 120 },
-  );
-  assert.equal(run.code, 1, tail(run));
-  assert.match(run.output, /Error: thrown on purpose in a subtest/);
-  assert.match(run.output, /test\.mjs:3/, "the stack points at the throw");
-  assert.match(run.output, /Test "the script gives up" failed with error: "thrown on purpose in a subtest"/);
-  const xml = await run.xml();
-  assertWellFormed(xml);
-  assert.match(xml, /Test (?:"|&quot;)the script gives up(?:"|&quot;) failed with error: (?:"|&quot;)thrown on purpose in a subtest/);
-  assert.match(xml, /\(failed: subtest: the script gives up, in \d+\.\d+ seconds\)/);
-  assert.equal(run.qemuPids.length, 1);
-  await assertNothingLeft(run);
-  await rm(run.dir, { recursive: true, force: true });
-});
 
 // ---------------------------------------------------------------------------
 // 8. Broken start scripts

@@ -97,6 +97,22 @@ test("an exception thrown by the script fails the test with its stack; the log i
   assert.deepEqual(await survivors(run.qemuPids), []);
 });
 
+test("an exception thrown in a subtest: exit 1, the subtest's failure in the XML log", async () => {
+  const run = await runDriver(
+    ['await machine.succeed("true");', 'await subtest("the script gives up", async () => {', '  throw new Error("thrown on purpose in a subtest");', "});"].join("\n"),
+    fake(),
+  );
+  assert.equal(run.code, 1, run.output.slice(-3000));
+  assert.match(run.output, /Error: thrown on purpose in a subtest/);
+  assert.match(run.output, /test\.mjs:3/, "the stack points at the throw");
+  assert.match(run.output, /Test "the script gives up" failed with error: "thrown on purpose in a subtest"/);
+  const xml = await run.xml();
+  assertWellFormed(xml);
+  assert.match(xml, /Test (?:"|&quot;)the script gives up(?:"|&quot;) failed with error: (?:"|&quot;)thrown on purpose in a subtest/);
+  assert.match(xml, /\(failed: subtest: the script gives up, in \d+\.\d+ seconds\)/);
+  assert.deepEqual(await survivors(run.qemuPids), []);
+});
+
 test("the machine dies during a command: MachineCrashedError at once, the log complete, nothing left", async () => {
   let killed = false;
   const run = await runDriver(`await machine.succeed("sleep 600");`, {
