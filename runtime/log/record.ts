@@ -1,5 +1,5 @@
-import { closeSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { FileWriter } from "./file-writer.js";
 import type { LogAttrs, LogFrame, LogLevel, LogSink, TimedSpan } from "./logger.js";
 import { clean } from "./xml.js";
 
@@ -44,37 +44,26 @@ export function serialFileName(machine: string): string {
   return `console-${machine.replace(/[^\w.-]/g, "_")}.txt`;
 }
 
+/** A machine's console file next to the report (none without a directory), and how many lines it has. */
 class SerialFile {
   lines = 0;
-  private fd: number | undefined;
-  private pending: string[] = [];
-  private chars = 0;
+  private readonly file: FileWriter | undefined;
 
   constructor(readonly path: string | undefined) {
-    if (path !== undefined) this.fd = openSync(path, "w");
+    if (path !== undefined) this.file = new FileWriter(path, SERIAL_BUFFER_CHARS);
   }
 
   add(text: string): void {
     this.lines++;
-    if (this.fd === undefined) return;
-    this.pending.push(text);
-    this.chars += text.length;
-    if (this.chars >= SERIAL_BUFFER_CHARS) this.flush();
+    this.file?.write(text);
   }
 
   flush(): void {
-    if (this.fd === undefined || this.pending.length === 0) return;
-    const data = Buffer.from(this.pending.join(""));
-    this.pending = [];
-    this.chars = 0;
-    let done = 0;
-    while (done < data.length) done += writeSync(this.fd, data, done);
+    this.file?.flush();
   }
 
   close(): void {
-    this.flush();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.file?.close();
   }
 }
 

@@ -1,5 +1,6 @@
-import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { abortReason } from "../abort.js";
+import { FileWriter } from "../log/file-writer.js";
 
 /** Console text kept in memory for `tail()`, crash reports and waits; the rest is in the console file. */
 const MAX_MEMORY_CHARS = 1 << 20;
@@ -30,20 +31,14 @@ export class ConsoleLog {
   private cursor = 0;
   private readonly listeners = new Set<() => void>();
   private checkQueued = false;
-  private fd: number | undefined;
-  private path: string | undefined;
-  private pending: string[] = [];
-  private pendingChars = 0;
+  /** Every line since the last start, when reset() was given a path. */
+  private file: FileWriter | undefined;
 
   push(line: string): void {
     this.lines.push(line);
     this.chars += line.length + 1;
     if (this.chars > MAX_MEMORY_CHARS) this.dropOldest();
-    if (this.fd !== undefined) {
-      this.pending.push(`${line}\n`);
-      this.pendingChars += line.length + 1;
-      if (this.pendingChars >= FILE_BUFFER_CHARS) this.flushFile();
-    }
+    this.file?.write(`${line}\n`);
     // One check per batch of lines (QEMU's output arrives in chunks of many lines).
     if (this.listeners.size > 0 && !this.checkQueued) {
       this.checkQueued = true;
@@ -56,22 +51,20 @@ export class ConsoleLog {
 
   /** nixpkgs resets the log on each start; `path` (optional) receives every line from now on. */
   reset(path?: string): void {
-    this.closeFile();
+    this.file?.close();
+    this.file = undefined;
     this.lines = [];
     this.base = 0;
     this.chars = 0;
     this.cursor = 0;
-    if (path !== undefined) {
-      this.fd = openSync(path, "w");
-      this.path = path;
-    }
+    if (path !== undefined) this.file = new FileWriter(path, FILE_BUFFER_CHARS);
   }
 
   /** The console since the last start (from the file when there is one). */
   text(): string {
-    if (this.path !== undefined) {
-      this.flushFile();
-      const all = readFileSync(this.path, "utf8");
+    if (this.file !== undefined) {
+      this.file.flush();
+      const all = readFileSync(this.file.path, "utf8");
       return all.endsWith("\n") ? all.slice(0, -1) : all;
     }
     return this.lines.join("\n");
@@ -167,23 +160,5 @@ export class ConsoleLog {
     this.lines = this.lines.slice(count);
     this.base += count;
     this.chars -= dropChars;
-  }
-
-  private flushFile(): void {
-    if (this.fd === undefined || this.pending.length === 0) return;
-    const data = Buffer.from(this.pending.join(""));
-    this.pending = [];
-    this.pendingChars = 0;
-    let done = 0;
-    while (done < data.length) done += writeSync(this.fd, data, done);
-  }
-
-  private closeFile(): void {
-    this.flushFile();
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-    this.path = undefined;
-    this.pending = [];
-    this.pendingChars = 0;
   }
 }

@@ -1,7 +1,8 @@
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { describeFailure } from "../failure.js";
+import { FileWriter } from "../log/file-writer.js";
 import type { RecordSink } from "../log/record.js";
 import { errorText, type RunResult } from "./results.js";
 import { esc, slowestSection, timelineSection, TIMELINE_STYLE } from "./timeline.js";
@@ -79,36 +80,6 @@ const MAX_INLINE_CONSOLE_BYTES = 2 << 20;
 /** Lines are handed to the page in chunks of about this size: opening a console parses one chunk, not the whole log. */
 const CHUNK_BYTES = 1 << 20;
 
-/** Appends strings to a file with plain writes: the report is never one string in memory. */
-class FileWriter {
-  private readonly fd: number;
-  private pending: string[] = [];
-  private chars = 0;
-
-  constructor(path: string) {
-    this.fd = openSync(path, "w");
-  }
-
-  write(text: string): void {
-    this.pending.push(text);
-    this.chars += text.length;
-    if (this.chars >= PIECE_BYTES) this.flush();
-  }
-
-  flush(): void {
-    if (this.pending.length === 0) return;
-    const data = Buffer.from(this.pending.join(""));
-    this.pending = [];
-    this.chars = 0;
-    let done = 0;
-    while (done < data.length) done += writeSync(this.fd, data, done);
-  }
-
-  close(): void {
-    this.flush();
-    closeSync(this.fd);
-  }
-}
 
 /** A JavaScript string literal, safe inside <script>. */
 function jsString(text: string): string {
@@ -187,7 +158,7 @@ function writeSerialSection(out: FileWriter, record: RecordSink, reportDir: stri
       } else {
         src = file.replace(/\.txt$/, "");
         chunks = writeChunks(c.path, (i) => {
-          const script = new FileWriter(join(reportDir, `${src}.${i}.js`));
+          const script = new FileWriter(join(reportDir, `${src}.${i}.js`), PIECE_BYTES);
           script.write(`serialChunk(${name},${i},`);
           return {
             write: (t) => script.write(t),
@@ -300,7 +271,7 @@ if (input) input.addEventListener("input", () => {
  */
 export function writeHtmlReport(path: string, run: RunResult, record: RecordSink, outDir: string): void {
   const state = run.error === undefined ? `<span class="pass">passed</span>` : `<span class="fail">failed</span>`;
-  const out = new FileWriter(path);
+  const out = new FileWriter(path, PIECE_BYTES);
   try {
     out.write(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(run.name)}: ${run.error === undefined ? "passed" : "failed"}</title>
