@@ -146,6 +146,9 @@ function startShell(socket: Socket): void {
     ...["poweroff", "halt", "reboot", "shutdown"].map(
       (cmd) => `printf '#!/bin/sh\\nkill -${cmd === "reboot" && !noReboot ? "HUP" : "TERM"} ${process.pid}\\n' > /tmp/.fake-bin/${cmd} && chmod 755 /tmp/.fake-bin/${cmd}`,
     ),
+    // systemctl, as far as switchRoot needs it: an initrd whose initrd.target is active, and the switch
+    // itself (SIGUSR1: this fake prints systemd's line and starts a new backdoor shell). Nothing else.
+    `printf '%s\\n' ${shellWords(SYSTEMCTL)} > /tmp/.fake-bin/systemctl && chmod 755 /tmp/.fake-bin/systemctl`,
     `hostname ${JSON.stringify(name)}`,
     "cd /tmp",
     "echo 'Spawning backdoor root shell...'",
@@ -155,18 +158,47 @@ function startShell(socket: Socket): void {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, PATH: `/tmp/.fake-bin:${process.env.PATH ?? "/usr/bin:/bin"}`, PS1: "", USER: "root", HOME: "/root" },
   });
-  bash.stdin?.on("error", () => undefined);
-  socket.pipe(bash.stdin!);
-  bash.stdout?.pipe(socket, { end: false });
-  bash.stderr?.on("data", (chunk: Buffer) => {
+  const current = bash;
+  current.stdin?.on("error", () => undefined);
+  socket.pipe(current.stdin!);
+  current.stdout?.pipe(socket, { end: false });
+  current.stderr?.on("data", (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) if (line !== "") serial(line);
   });
-  // The guest's shell ended (exit in a command): QEMU keeps running, as a real guest would with no backdoor.
   // A guest whose backdoor died is useless to the driver: end like a crashed QEMU, so tests fail loudly.
-  bash.on("exit", (code, signal) => {
+  current.on("exit", (code, signal) => {
+    if (current !== bash) return; // replaced on purpose (the switch of root)
     serial(`fake-qemu: backdoor shell exited (${signal ?? code})`);
     powerOff("GUEST_PANICKED", 1);
   });
+}
+
+/** What the fake's `systemctl` does (see startShell). */
+const SYSTEMCTL = [
+  "#!/bin/sh",
+  'case "$*" in',
+  '  *"show initrd.target --property=ActiveState"*) echo ActiveState=active ;;',
+  '  *"show initrd.target"*) printf "Id=initrd.target\\nActiveState=active\\nSubState=active\\nLoadState=loaded\\n" ;;',
+  `  *"isolate --no-block initrd-switch-root.target"*) kill -USR1 ${process.pid} ;;`,
+  '  *) echo "fake guest: systemctl $* is not simulated" >&2; exit 1 ;;',
+  "esac",
+];
+
+function shellWords(lines: string[]): string {
+  return lines.map((l) => `'${l.replace(/'/g, "'\\''")}'`).join(" ");
+}
+
+/** The initrd's systemd switches root: the old backdoor shell dies, stage 2's announces itself. */
+function switchRoot(socket: Socket): void {
+  const old = bash;
+  serial("systemd[1]: Switching root.");
+  if (old !== undefined) {
+    old.stdout?.unpipe(socket);
+    if (old.stdin) socket.unpipe(old.stdin);
+    bash = undefined;
+    old.kill("SIGKILL");
+  }
+  startShell(socket);
 }
 
 function connectTo(path: string): Promise<Socket> {
@@ -190,6 +222,7 @@ async function main(): Promise<void> {
   if (process.env.FAKE_GUEST_NO_SHELL === "1") return;
   const delay = Number(process.env.FAKE_GUEST_BOOT_MS ?? 0);
   setTimeout(() => startShell(shell), delay);
+  process.on("SIGUSR1", () => switchRoot(shell));
 }
 
 main().catch((error: unknown) => {

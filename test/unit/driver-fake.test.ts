@@ -192,3 +192,20 @@ log("lifecycle ok");`,
   assert.equal(run.qemuPids.length, 2);
   assert.deepEqual(await survivors(run.qemuPids), []);
 });
+
+test("switchRoot: initrd.target, the isolate, systemd's line, then the new backdoor shell is set up and answers", async () => {
+  const run = await runDriver(
+    `
+await machine.succeed("echo stage-1 > /tmp/stage");
+await machine.switchRoot({ timeout: 30 });
+const r = await machine.execute("cat /tmp/stage");
+if (r.exitCode === 0) throw new Error("still the first shell's /tmp: " + r.output);
+log("after the switch: " + (await machine.succeed("echo stage-2")).trim());`,
+    fake(),
+  );
+  assert.equal(run.code, 0, run.output.slice(-3000));
+  assert.match(run.output, /switching root/);
+  assert.match(run.output, /systemd\[1\]: Switching root\./);
+  assert.match(run.output, /after the switch: stage-2/);
+  assert.deepEqual(await survivors(run.qemuPids), []);
+});
