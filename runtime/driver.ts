@@ -68,9 +68,9 @@ export class Driver {
   private readonly subtestStack = new AsyncLocalStorage<string[]>();
   private interruptController = new AbortController();
   private timerEnd = 0;
-  /** Set by --pause-on-failure: decides what a failed call does (see MachineConfig.onFailure). */
+  /** Set by --pause-on-failure: decides what a failed call does (see MachineConfig.onFailure). @internal */
   failureHook: ((error: unknown, machine: string | undefined) => Promise<"retry" | "continue" | "throw">) | undefined;
-  /** Errors a person has already decided about (see failureHook). */
+  /** Errors a person has already decided about (see failureHook). @internal */
   readonly offered = new WeakSet<object>();
   private readonly began = performance.now();
   private readonly vlanNumbers: number[];
@@ -152,7 +152,7 @@ export class Driver {
     return machine;
   }
 
-  /** Starts the vlans' switches (before any machine, whose start script needs their sockets, or their bridges). */
+  /** Starts the vlans' switches (before any machine, whose start script needs their sockets, or their bridges). @internal */
   async setUp(): Promise<void> {
     for (const nr of this.vlanNumbers) {
       const vlan = await VLan.start(nr, this.stateRoot, this.logger, { tap: this.hasContainers });
@@ -186,7 +186,7 @@ export class Driver {
     return () => this.armGlobalTimeout(left);
   }
 
-  /** Cancels the commands and waits running now (the interactive driver's Ctrl-C), not the test. */
+  /** Cancels the commands and waits running now (the interactive driver's Ctrl-C), not the test. @internal */
   interrupt(): void {
     const old = this.interruptController;
     this.interruptController = new AbortController();
@@ -276,6 +276,7 @@ export class Driver {
    * The names a test script sees, as nixpkgs binds them (each machine under
    * its script identifier, `machine` for a single VM), the others from
    * lib/script-symbols.ts: `api` must bind every function listed there.
+   * @internal
    */
   testSymbols(): Record<string, unknown> {
     const api: { [K in ScriptApiName]: unknown } = {
@@ -313,7 +314,7 @@ export class Driver {
     );
   }
 
-  /** Ends every machine and removes what the run created; never throws. */
+  /** Ends every machine and removes what the run created; never throws. @internal */
   async cleanup(): Promise<void> {
     clearTimeout(this.timer);
     this.abort(new MachineError("driver", "the test has ended"));

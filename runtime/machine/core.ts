@@ -311,7 +311,7 @@ export class MachineCore {
     }
   }
 
-  /** Benchmarks only: a raw exchange on the backdoor shell, serialised with commands (see BackdoorShell.rawExchange). */
+  /** Benchmarks only: a raw exchange on the backdoor shell, serialised with commands (see BackdoorShell.rawExchange). @internal */
   async rawShellExchange(text: string, until: RegExp): Promise<string> {
     await this.ensureConnected(undefined);
     return this.queue.run(async () => {
