@@ -298,3 +298,11 @@ test("a container node has no VM-only methods: db.screenshot() fails the check a
   assertFinding(r.printed, 3, 10, "error", "TS2339", /Property 'sendKey' does not exist/);
   assert.equal(r.errors, 2);
 });
+
+test("the driver's internals are not in the types a script sees (stripInternal): cleanup, failureHook, rawShellExchange", async () => {
+  const r = await checkScript(ONE_NODE, ["await driver.cleanup();", "driver.failureHook = undefined;", 'await machine.rawShellExchange("echo\\n", /\\n/);', 'await machine.succeed("true");']);
+  assertFinding(r.printed, 1, 14, "error", "TS2339", /Property 'cleanup' does not exist/);
+  assertFinding(r.printed, 2, 8, "error", "TS2339", /Property 'failureHook' does not exist/);
+  assertFinding(r.printed, 3, 15, "error", "TS2339", /Property 'rawShellExchange' does not exist/);
+  assert.equal(r.errors, 3, r.printed);
+});
