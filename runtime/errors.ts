@@ -166,6 +166,17 @@ export class PollingConditionFailedError extends NixosTestError {
   }
 }
 
+/** QEMU answered a QMP command with `{"error": …}` (its class and description, as QEMU gave them). */
+export class QmpError extends NixosTestError {
+  constructor(
+    readonly command: string,
+    readonly errorClass: string,
+    readonly description: string,
+  ) {
+    super("NTT_QMP", `QMP command ${command} failed: ${errorClass}: ${description}`);
+  }
+}
+
 /** The test script asked for something impossible (bad arguments, unsupported feature). */
 export class UsageError extends NixosTestError {
   constructor(message: string, options?: ErrorOptions) {

@@ -14,7 +14,7 @@ export type {
   UnitOptions,
   WaitOptions,
 } from "./machine/index.js";
-export { QmpClient, QmpError, type QmpEvent } from "./machine/index.js";
+export { QmpClient, type QmpEvent } from "./machine/index.js";
 export { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
 export type { RetryOptions } from "./polling.js";
 export {
@@ -26,6 +26,7 @@ export {
   OutputLostError,
   ShellRestartedError,
   PollingConditionFailedError,
+  QmpError,
   TestAbortedError,
   TimeoutError,
   UnitFailedError,

@@ -1,6 +1,7 @@
 import type { ScriptApiName } from "../lib/script-symbols.js";
 import { t } from "./assertions.js";
 import { currentDriver } from "./current.js";
+import { UsageError } from "./errors.js";
 import type { Logger } from "./log/logger.js";
 import type { Machine } from "./machine/index.js";
 import type { PollingCondition, PollingConditionOptions } from "./polling-condition.js";
@@ -76,7 +77,7 @@ export function getMachines(): Readonly<Record<string, Machine>> {
 export function getMachine(name: string): Machine {
   const machines = currentDriver().machines;
   const m = machines[name];
-  if (m === undefined) throw new RangeError(`no machine named ${JSON.stringify(name)}; this test has: ${Object.keys(machines).join(", ")}`);
+  if (m === undefined) throw new UsageError(`no machine named ${JSON.stringify(name)}; this test has: ${Object.keys(machines).join(", ")}`);
   return m;
 }
 

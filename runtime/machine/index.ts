@@ -9,7 +9,7 @@ export type * from "./options.js";
 export type { UnitOptions } from "./systemd.js";
 export type { KeyOptions } from "./screen.js";
 
-export { QmpClient, QmpError, type QmpEvent } from "./qmp.js";
+export { QmpClient, type QmpEvent } from "./qmp.js";
 
 /** The backend a machine of `kind` runs on; the driver picks it, nothing outside runtime/machine/ names a backend. */
 export function machineBackend(kind: MachineKind): MachineBackend {

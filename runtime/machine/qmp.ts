@@ -1,22 +1,12 @@
 import { EventEmitter } from "node:events";
 import { connect, type Socket } from "node:net";
 import { onAbort } from "../abort.js";
+import { QmpError } from "../errors.js";
 
 export interface QmpEvent {
   event: string;
   data?: Record<string, unknown>;
   timestamp?: { seconds: number; microseconds: number };
-}
-
-/** QEMU answered a QMP command with `{"error": …}`. */
-export class QmpError extends Error {
-  constructor(
-    readonly command: string,
-    readonly errorClass: string,
-    readonly description: string,
-  ) {
-    super(`QMP command ${command} failed: ${errorClass}: ${description}`);
-  }
 }
 
 interface Waiting {

@@ -209,3 +209,21 @@ log("after the switch: " + (await machine.succeed("echo stage-2")).trim());`,
   assert.match(run.output, /after the switch: stage-2/);
   assert.deepEqual(await survivors(run.qemuPids), []);
 });
+
+test("QMP: a command QEMU refuses is a QmpError with a stable code; getMachine of a typo is a UsageError", async () => {
+  const run = await runDriver(
+    `
+import { QmpError, getMachine } from "nixos-test-ts";
+await machine.start();
+const s = await machine.qmp.execute("query-status");
+if (s.status !== "running") throw new Error("query-status: " + JSON.stringify(s));
+const e = await machine.qmp.execute("no-such-command").then(() => undefined, (x) => x);
+if (!(e instanceof QmpError) || e.code !== "NTT_QMP" || e.errorClass !== "CommandNotFound") throw new Error("not a QmpError: " + e);
+try { getMachine("machin"); throw new Error("no error"); } catch (x) { if (x.code !== "NTT_USAGE") throw x; log("typo says: " + x.message); }
+log("qmp ok");`,
+    fake(),
+  );
+  assert.equal(run.code, 0, run.output.slice(-3000));
+  assert.match(run.output, /typo says: no machine named "machin"; this test has: machine/);
+  assert.match(run.output, /qmp ok/);
+});
