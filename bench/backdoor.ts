@@ -20,10 +20,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Driver } from "../runtime/driver.js";
+import { Driver } from "../runtime/driver/driver.js";
 import { Logger } from "../runtime/log/logger.js";
 import { TerminalSink } from "../runtime/log/terminal.js";
-import { killAllSync } from "../runtime/reaper.js";
+import { killAllSync } from "../runtime/host/reaper.js";
 import { type GuestName, writeStartScripts } from "../test/guests/start-scripts.js";
 import { median, ms, percentile } from "./stats.js";
 

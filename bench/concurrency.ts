@@ -6,11 +6,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Driver } from "../runtime/driver.js";
+import { Driver } from "../runtime/driver/driver.js";
 import { Logger } from "../runtime/log/logger.js";
 import { TerminalSink } from "../runtime/log/terminal.js";
 import type { Machine } from "../runtime/machine/index.js";
-import { killAllSync } from "../runtime/reaper.js";
+import { killAllSync } from "../runtime/host/reaper.js";
 import { buildGuest, writeStartScripts } from "../test/guests/start-scripts.js";
 
 // A benchmark stopped by a signal must not leave its VMs running.

@@ -208,7 +208,7 @@ function nodeTypes(n: NodeNames, common: string[]): StatementStructures[] {
 }
 
 // As nixpkgs, `machines` is a list; its machines are also properties by name
-// (runtime/driver.ts scriptMachines). Written as text because ts-morph
+// (runtime/driver/driver.ts scriptMachines). Written as text because ts-morph
 // indents a multi-line alias as a continuation.
 function machinesType(names: NodeNames[]): string {
   const element = names.length === 0 ? "never" : names.map((n) => n.machine).join(" | ");

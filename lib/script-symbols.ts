@@ -1,7 +1,7 @@
 /**
  * The one list of what a test script has in scope besides its machines, as
  * nixpkgs derives its `test_symbols()` from the driver. Everything else
- * follows it: the runtime binds these names (runtime/driver.ts, typed so
+ * follows it: the runtime binds these names (runtime/driver/driver.ts, typed so
  * that a listed name without a binding does not compile), the generator
  * declares them (generator/generate.ts), the REPL offers them, node names
  * that would shadow them get a safe identifier (lib/manifest.ts), and the
@@ -14,7 +14,7 @@ export interface ScriptSymbol {
   /** nixpkgs' Python name, for the porting table. */
   readonly python: string;
   /**
-   * `api`: a function exported by "nixos-test-ts" (runtime/test-api.ts) and
+   * `api`: a function exported by "nixos-test-ts" (runtime/driver/test-api.ts) and
    * typed from it; `value`: an object the driver binds (typed by the
    * generator); `repl`: only in the interactive driver.
    */

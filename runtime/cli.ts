@@ -6,8 +6,8 @@ import { readDriverConfiguration, type DriverConfiguration, DEFAULT_GLOBAL_TIMEO
 import { machineNameFromStartScript } from "../lib/names.js";
 import { readManifest, type Manifest } from "../lib/manifest.js";
 import { ConfigError, NixosTestError, TestAbortedError } from "./errors.js";
-import { Driver } from "./driver.js";
-import { describeFailure } from "./failure.js";
+import { Driver } from "./driver/driver.js";
+import { describeFailure } from "./report/failure.js";
 import { LOG_LEVELS, Logger, type LogLevel } from "./log/logger.js";
 import { TerminalSink } from "./log/terminal.js";
 import { XmlLogSink } from "./log/xml.js";
@@ -15,10 +15,10 @@ import { RecordSink } from "./log/record.js";
 import { writeHtmlReport } from "./report/html.js";
 import { writeJunit } from "./report/junit.js";
 import { collectCases } from "./report/results.js";
-import { checkHostTools } from "./preflight.js";
-import { killAllSync } from "./reaper.js";
+import { checkHostTools } from "./host/preflight.js";
+import { killAllSync } from "./host/reaper.js";
 import { runTestScript } from "./script/run.js";
-import { startRepl } from "./repl.js";
+import { startRepl } from "./interactive/repl.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;

@@ -2,8 +2,8 @@
  * nixos-test-ts runtime: the public API. Test scripts use the functions and
  * classes below; everything else in this package is internal.
  */
-export { Driver, type DriverOptions, type SubtestResult } from "./driver.js";
-export { VLan } from "./vlan.js";
+export { Driver, type DriverOptions, type SubtestResult } from "./driver/driver.js";
+export { VLan } from "./host/vlan.js";
 export { Machine, type ContainerMachine, type MachineKind } from "./machine/index.js";
 export type {
   CommandOptions,
@@ -15,8 +15,8 @@ export type {
   WaitOptions,
 } from "./machine/index.js";
 export { QmpClient, type QmpEvent } from "./machine/index.js";
-export { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
-export type { RetryOptions } from "./polling.js";
+export { PollingCondition, type PollingConditionOptions } from "./driver/polling-condition.js";
+export type { RetryOptions } from "./driver/polling.js";
 export {
   CommandFailedError,
   ConfigError,
@@ -46,7 +46,7 @@ export {
   subtest,
   t,
   type ScriptLog,
-} from "./test-api.js";
-export type { Assertions } from "./assertions.js";
-export { currentDriver } from "./current.js";
+} from "./driver/test-api.js";
+export type { Assertions } from "./driver/assertions.js";
+export { currentDriver } from "./driver/current.js";
 export { Logger, type LogLevel } from "./log/logger.js";

@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { cp, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative } from "node:path";
-import { deadline, sleep, timeoutError } from "../abort.js";
+import { deadline, sleep, timeoutError } from "../async/abort.js";
 import { CommandFailedError, TimeoutError, UsageError } from "../errors.js";
-import { retry, DEFAULT_WAIT_TIMEOUT } from "../polling.js";
+import { retry, DEFAULT_WAIT_TIMEOUT } from "../driver/polling.js";
 import { shellQuote } from "./framing.js";
 import { normaliseChord } from "./keys.js";
 import type { Machine } from "./machine.js";

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { abortReason } from "../abort.js";
+import { abortReason } from "../async/abort.js";
 import { FileWriter } from "../log/file-writer.js";
 
 /** Console text kept in memory for `tail()`, crash reports and waits; the rest is in the console file. */

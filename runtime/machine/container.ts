@@ -1,8 +1,8 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { abortReason, onAbort } from "../abort.js";
+import { abortReason, onAbort } from "../async/abort.js";
 import { MachineError } from "../errors.js";
-import { killGroup, track } from "../reaper.js";
+import { killGroup, track } from "../host/reaper.js";
 import type { Boot, Capability, CommandAnswer, LaunchContext, MachineBackend } from "./backend.js";
 import { LISTENING_FUNCTION } from "./framing.js";
 import { exitedSoon } from "./qemu.js";

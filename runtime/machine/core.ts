@@ -1,11 +1,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { abortable, abortReason, deadline, sleep, timeoutError } from "../abort.js";
-import { attachLocation, captureCallSite } from "../callsite.js";
+import { abortable, abortReason, deadline, sleep, timeoutError } from "../async/abort.js";
+import { attachLocation, captureCallSite } from "../async/callsite.js";
 import { MachineCrashedError, MachineError, OutputLostError, ShellRestartedError, TimeoutError, UsageError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
-import { SerialQueue } from "../queue.js";
+import { SerialQueue } from "../async/queue.js";
 import { unsupported, type Boot, type Capability, type CapabilityMethod, type MachineBackend, type MachineKind } from "./backend.js";
 import { ConsoleLog } from "./console.js";
 import { QemuBoot, exitedSoon } from "./qemu.js";

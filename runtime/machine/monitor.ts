@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
-import { onAbort } from "../abort.js";
-import { SerialQueue } from "../queue.js";
+import { onAbort } from "../async/abort.js";
+import { SerialQueue } from "../async/queue.js";
 
 const PROMPT = "(qemu) ";
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { MachineError, UsageError } from "../errors.js";
-import { which } from "../preflight.js";
+import { which } from "../host/preflight.js";
 
 const run = promisify(execFile);
 

@@ -1,7 +1,7 @@
 import type { Poll } from "./framing.js";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { abortable, sleep } from "../abort.js";
+import { abortable, sleep } from "../async/abort.js";
 import type { Boot, Capability, CommandAnswer, LaunchContext, MachineBackend } from "./backend.js";
 import { Monitor } from "./monitor.js";
 import { QmpClient } from "./qmp.js";

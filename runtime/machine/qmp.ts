@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { connect, type Socket } from "node:net";
-import { onAbort } from "../abort.js";
+import { onAbort } from "../async/abort.js";
 import { QmpError } from "../errors.js";
 
 export interface QmpEvent {

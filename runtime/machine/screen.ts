@@ -1,9 +1,9 @@
 import { mkdir, mkdtemp, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, extname, isAbsolute, join } from "node:path";
-import { sleep } from "../abort.js";
+import { sleep } from "../async/abort.js";
 import { MachineError, TimeoutError, UsageError } from "../errors.js";
-import { retry } from "../polling.js";
+import { retry } from "../driver/polling.js";
 import { keyForChar } from "./keys.js";
 import type { Machine } from "./machine.js";
 import { PROBE_TIMEOUT } from "./options.js";

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
-import { abortReason } from "../abort.js";
+import { abortReason } from "../async/abort.js";
 import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, resendLine, type DamagedRecord, type Poll, type ShellRecord } from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */

@@ -3,7 +3,7 @@ import { closeSync, constants, openSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
 import { join } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { killGroup, track } from "../reaper.js";
+import { killGroup, track } from "../host/reaper.js";
 
 export interface ExitStatus {
   code: number | null;

@@ -1,5 +1,5 @@
 import { CommandFailedError, MachineError, UnitFailedError } from "../errors.js";
-import { retry } from "../polling.js";
+import { retry } from "../driver/polling.js";
 import type { Machine } from "./machine.js";
 import { PROBE_TIMEOUT } from "./options.js";
 import { shellQuote } from "./framing.js";

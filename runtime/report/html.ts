@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { describeFailure } from "../failure.js";
+import { describeFailure } from "./failure.js";
 import { FileWriter } from "../log/file-writer.js";
 import type { RecordSink } from "../log/record.js";
 import { errorText, type RunResult } from "./results.js";

@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { create } from "xmlbuilder2";
-import { describeFailure } from "../failure.js";
+import { describeFailure } from "./failure.js";
 import type { RecordSink } from "../log/record.js";
 import { clean } from "../log/xml.js";
 import { errorText, type RunResult } from "./results.js";

@@ -1,4 +1,4 @@
-import type { SubtestResult } from "../driver.js";
+import type { SubtestResult } from "../driver/driver.js";
 
 /** What the reports show: one entry per subtest, plus the script itself when it failed outside them. */
 export interface TestCaseResult {

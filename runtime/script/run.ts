@@ -1,7 +1,7 @@
 import { register } from "node:module";
 import { pathToFileURL } from "node:url";
-import type { Driver } from "../driver.js";
-import { setCurrentDriver } from "../current.js";
+import type { Driver } from "../driver/driver.js";
+import { setCurrentDriver } from "../driver/current.js";
 
 let hooksRegistered = false;
 let runs = 0;

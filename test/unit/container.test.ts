@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ConfigError } from "../../lib/errors.js";
 import { machineNameFromStartScript } from "../../lib/names.js";
-import { checkContainerTools } from "../../runtime/preflight.js";
+import { checkContainerTools } from "../../runtime/host/preflight.js";
 import { CAPABILITY_METHODS, unsupported } from "../../runtime/machine/backend.js";
 import type { ContainerMachine, Machine } from "../../runtime/index.js";
 

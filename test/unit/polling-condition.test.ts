@@ -1,10 +1,10 @@
-// runtime/polling-condition.ts: nixpkgs' polling_condition — checked before
+// runtime/driver/polling-condition.ts: nixpkgs' polling_condition — checked before
 // commands at most once per interval while active; a failure fails the test.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { PollingConditionFailedError } from "../../runtime/errors.js";
-import { PollingCondition } from "../../runtime/polling-condition.js";
+import { PollingCondition } from "../../runtime/driver/polling-condition.js";
 
 function counter(result: () => unknown = () => true) {
   const state = { calls: 0 };

@@ -1,11 +1,11 @@
-// runtime/polling.ts: nixpkgs' retry (fn(false) until true, then one fn(true) at
+// runtime/driver/polling.ts: nixpkgs' retry (fn(false) until true, then one fn(true) at
 // the deadline) with back-off, a deadline and an outer AbortSignal.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { sleep } from "../../runtime/abort.js";
+import { sleep } from "../../runtime/async/abort.js";
 import { TestAbortedError, TimeoutError } from "../../runtime/errors.js";
-import { DEFAULT_WAIT_TIMEOUT, backoff, retry } from "../../runtime/polling.js";
+import { DEFAULT_WAIT_TIMEOUT, backoff, retry } from "../../runtime/driver/polling.js";
 
 interface Call {
   lastTry: boolean;

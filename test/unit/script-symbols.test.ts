@@ -9,9 +9,9 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { SCRIPT_API_NAMES, SCRIPT_SYMBOLS_LIST } from "../../lib/script-symbols.js";
 import * as runtime from "../../runtime/index.js";
-import { Driver } from "../../runtime/driver.js";
-import { scriptMachines } from "../../runtime/driver.js";
-import { t } from "../../runtime/assertions.js";
+import { Driver } from "../../runtime/driver/driver.js";
+import { scriptMachines } from "../../runtime/driver/driver.js";
+import { t } from "../../runtime/driver/assertions.js";
 import { Logger } from "../../runtime/log/logger.js";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");

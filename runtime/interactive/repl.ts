@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import repl, { type REPLServer } from "node:repl";
-import type { Driver } from "./driver.js";
-import { describeFailure } from "./failure.js";
-import type { Machine } from "./machine/index.js";
+import type { Driver } from "../driver/driver.js";
+import { describeFailure } from "../report/failure.js";
+import type { Machine } from "../machine/index.js";
 
 export interface ReplOptions {
   /** Runs the test script (again); `runTests()` in the REPL. */

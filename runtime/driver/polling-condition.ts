@@ -1,4 +1,4 @@
-import { PollingConditionFailedError } from "./errors.js";
+import { PollingConditionFailedError } from "../errors.js";
 import { retry, type RetryOptions } from "./polling.js";
 import { AsyncLocalStorage } from "node:async_hooks";
 

@@ -2,19 +2,19 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { setMaxListeners } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { VmConfiguration } from "../lib/config.js";
-import { scriptBinding } from "../lib/names.js";
-import type { ScriptApiName } from "../lib/script-symbols.js";
+import type { VmConfiguration } from "../../lib/config.js";
+import { scriptBinding } from "../../lib/names.js";
+import type { ScriptApiName } from "../../lib/script-symbols.js";
 import { t } from "./assertions.js";
 import { scriptLog } from "./test-api.js";
-import { abortable } from "./abort.js";
-import { attachLocation, captureCallSite } from "./callsite.js";
-import { MachineError, TestAbortedError, TimeoutError, UsageError } from "./errors.js";
-import type { Logger } from "./log/logger.js";
-import { Machine, machineBackend } from "./machine/index.js";
+import { abortable } from "../async/abort.js";
+import { attachLocation, captureCallSite } from "../async/callsite.js";
+import { MachineError, TestAbortedError, TimeoutError, UsageError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import { Machine, machineBackend } from "../machine/index.js";
 import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
 import { retry as retryImpl, type RetryOptions } from "./polling.js";
-import { VLan } from "./vlan.js";
+import { VLan } from "../host/vlan.js";
 
 export interface DriverOptions {
   vms: VmConfiguration[];

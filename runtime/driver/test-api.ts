@@ -1,9 +1,9 @@
-import type { ScriptApiName } from "../lib/script-symbols.js";
+import type { ScriptApiName } from "../../lib/script-symbols.js";
 import { t } from "./assertions.js";
 import { currentDriver } from "./current.js";
-import { UsageError } from "./errors.js";
-import type { Logger } from "./log/logger.js";
-import type { Machine } from "./machine/index.js";
+import { UsageError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import type { Machine } from "../machine/index.js";
 import type { PollingCondition, PollingConditionOptions } from "./polling-condition.js";
 import type { RetryOptions } from "./polling.js";
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { scriptLocation } from "./callsite.js";
-import { NixosTestError } from "./errors.js";
+import { scriptLocation } from "../async/callsite.js";
+import { NixosTestError } from "../errors.js";
 
 /**
  * The text printed when a test fails: the error's message (machine, command,

@@ -1,5 +1,5 @@
 import type { Driver } from "./driver.js";
-import { UsageError } from "./errors.js";
+import { UsageError } from "../errors.js";
 
 let current: Driver | undefined;
 

@@ -2,8 +2,8 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import * as pty from "node-pty";
-import { MachineError } from "./errors.js";
-import type { Logger } from "./log/logger.js";
+import { MachineError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
 import { killGroup, track } from "./reaper.js";
 
 /** vde_switch answers `showinfo` with this line once it is ready. */

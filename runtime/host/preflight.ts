@@ -1,6 +1,6 @@
 import { accessSync, constants, openSync, readSync, closeSync, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
-import { ConfigError } from "./errors.js";
+import { ConfigError } from "../errors.js";
 
 /** Looks a program up on PATH, as the shell would. */
 export function which(program: string, path = process.env.PATH ?? ""): string | undefined {

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { TestAbortedError, TimeoutError } from "./errors.js";
+import { TestAbortedError, TimeoutError } from "../errors.js";
 
 /** Seconds → milliseconds, accepting `Infinity`/`null` as "no limit". */
 export function toMs(seconds: number | null | undefined): number | undefined {

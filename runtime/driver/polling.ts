@@ -1,5 +1,5 @@
-import { abortReason, deadline, sleep } from "./abort.js";
-import { TimeoutError } from "./errors.js";
+import { abortReason, deadline, sleep } from "../async/abort.js";
+import { TimeoutError } from "../errors.js";
 
 /**
  * Pause between tries. A condition usually becomes true a few seconds after
