@@ -3,6 +3,8 @@
  * nixos-test-ts: generate typed bindings from a test's manifest, check a test
  * script against them (tsc + lint), and run it with the driver.
  */
+// node:child_process, not execa: `run` hands the terminal and the signals to the driver as they are (stdio
+// inherited, SIGINT/SIGTERM forwarded), and exits with its status.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

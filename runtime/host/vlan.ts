@@ -1,3 +1,5 @@
+// node:child_process, not execa: vde_plug2tap runs detached in a group of its own that the reaper ends,
+// and the synchronous calls (`ip`, `flock` around the bridge set-up) must finish before the vlan is used.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";

@@ -1,3 +1,5 @@
+// node:child_process, not execa: each command runs in a process group of its own, ended as a group on a
+// timeout or a cancellation (the command's whole tree inside the container), which execa does not do.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { abortReason, onAbort } from "../async/abort.js";

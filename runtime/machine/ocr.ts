@@ -1,12 +1,14 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { execa } from "execa";
 import { MachineError, UsageError } from "../errors.js";
 import { which } from "../host/preflight.js";
 
-const run = promisify(execFile);
+/** tesseract and ImageMagick are plain one-shot programs: execa's errors carry their stderr, nothing lingers. */
+async function run(file: string, args: string[]): Promise<{ stdout: string }> {
+  return execa(file, args, { maxBuffer: 16 * 1024 * 1024, stripFinalNewline: false });
+}
 
 /**
  * nixpkgs' preprocessing for OCR (test-driver ocr.py), argument for argument:
@@ -43,7 +45,7 @@ let lstmOnly = false;
 async function tesseract(image: string): Promise<string> {
   const args = lstmOnly ? TESSERACT_ARGS.map((a, i) => (i === 1 ? "1" : a)) : TESSERACT_ARGS;
   try {
-    const { stdout } = await run("tesseract", [image, "-", ...args], { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run("tesseract", [image, "-", ...args]);
     return stdout;
   } catch (error) {
     const stderr = String((error as { stderr?: unknown }).stderr ?? "");

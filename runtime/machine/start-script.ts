@@ -1,3 +1,5 @@
+// node:child_process, not execa: a start script runs in a process group of its own (detached) that we end as a
+// group, and its stdout is a FIFO we hand over as a raw descriptor; execa's own cleanup would kill only the script.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, constants, openSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
