@@ -12,6 +12,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, Option } from "commander";
 import { ConfigError } from "../lib/errors.js";
+import { shellQuote } from "../lib/shell.js";
 import type { Manifest } from "../lib/manifest.js";
 import { tsconfigOptions } from "./compiler-options.js";
 import { displayPath, formatFindings, summary } from "./diagnostics.js";
@@ -42,7 +43,7 @@ function checkOptions(command: Command): Command {
 
 /** The command line as typed, for the generated file's header. */
 function regenerateCommand(args: string[]): string {
-  return ["nixos-test-ts", ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`))].join(" ");
+  return ["nixos-test-ts", ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : shellQuote(a)))].join(" ");
 }
 
 function formatTimings(t: Timings): string {

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import repl, { type REPLServer } from "node:repl";
+import { shellQuote } from "../../lib/shell.js";
 import type { Driver } from "../driver/driver.js";
 import { describeFailure } from "../report/failure.js";
 import type { Machine } from "../machine/index.js";
@@ -109,7 +110,7 @@ function shellMode(server: REPLServer, mutable: { eval: repl.REPLEval }, machine
     server.setPrompt(prompt);
   };
   const run = async (line: string): Promise<void> => {
-    const quoted = `'${cwd.replace(/'/g, `'\\''`)}'`;
+    const quoted = shellQuote(cwd);
     if (/^cd(\s|$)/.test(line)) {
       const r = await machine.execute(`cd ${quoted} && ${line} && pwd`, { timeout: 30 });
       if (r.exitCode === 0) cwd = r.output.trim();

@@ -4,7 +4,7 @@ import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { deadline, sleep, timeoutError } from "../async/abort.js";
 import { CommandFailedError, TimeoutError, UsageError } from "../errors.js";
 import { retry, DEFAULT_WAIT_TIMEOUT } from "../driver/polling.js";
-import { shellQuote } from "./framing.js";
+import { shellQuote } from "../../lib/shell.js";
 import { normaliseChord } from "./keys.js";
 import type { Machine } from "./machine.js";
 import {

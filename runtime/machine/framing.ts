@@ -23,6 +23,7 @@
  *   throttling the guest);
  * - the id lets the host skip the late answer of a command it gave up on.
  */
+import { shellQuote } from "../../lib/shell.js";
 
 export const MARKER = "Spawning backdoor root shell...";
 
@@ -211,10 +212,6 @@ export const PREAMBLE = [
 
 /** What the host writes to cancel the running command (the watchdog reads one line). */
 export const CANCEL = "\n";
-
-export function shellQuote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * The line that runs `command` as record `id`; `timeout` in seconds, 0 for

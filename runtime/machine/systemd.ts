@@ -2,7 +2,7 @@ import { CommandFailedError, MachineError, UnitFailedError } from "../errors.js"
 import { retry } from "../driver/polling.js";
 import type { Machine } from "./machine.js";
 import { PROBE_TIMEOUT } from "./options.js";
-import { shellQuote } from "./framing.js";
+import { shellQuote } from "../../lib/shell.js";
 import type { CommandOptions, WaitOptions } from "./options.js";
 
 export interface UnitOptions {

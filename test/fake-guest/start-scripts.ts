@@ -3,7 +3,7 @@
 import { chmod, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { shellQuote } from "../../runtime/machine/framing.js";
+import { shellQuote } from "../../lib/shell.js";
 
 const FAKE_QEMU = join(dirname(fileURLToPath(import.meta.url)), "qemu.js");
 

@@ -18,11 +18,11 @@ import {
   flowWindow,
   frameCommand,
   resendLine,
-  shellQuote,
   type DamagedRecord,
   type Poll,
   type ShellRecord,
 } from "../../runtime/machine/framing.js";
+import { shellQuote } from "../../lib/shell.js";
 
 // ---------------------------------------------------------------------------
 // Synthetic streams
