@@ -9,6 +9,7 @@ import { t } from "./assertions.js";
 import { scriptLog } from "./test-api.js";
 import { abortable } from "../async/abort.js";
 import { attachLocation, captureCallSite } from "../async/callsite.js";
+import { stepWithPause, type FailureDecision } from "../async/pause.js";
 import { MachineError, TestAbortedError, TimeoutError, UsageError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { Machine, machineBackend } from "../machine/index.js";
@@ -69,7 +70,7 @@ export class Driver {
   private interruptController = new AbortController();
   private timerEnd = 0;
   /** Set by --pause-on-failure: decides what a failed call does (see MachineConfig.onFailure). @internal */
-  failureHook: ((error: unknown, machine: string | undefined) => Promise<"retry" | "continue" | "throw">) | undefined;
+  failureHook: ((error: unknown, machine: string | undefined) => Promise<FailureDecision>) | undefined;
   /** Errors a person has already decided about (see failureHook). @internal */
   readonly offered = new WeakSet<object>();
   private readonly began = performance.now();
@@ -225,21 +226,15 @@ export class Driver {
     let failure: unknown;
     let frame: number | undefined;
     try {
-      for (;;) {
-        try {
-          return await this.logger.nested(`subtest: ${name}`, {}, () => {
+      return await stepWithPause(
+        () =>
+          this.logger.nested(`subtest: ${name}`, {}, () => {
             frame = this.logger.currentFrame()?.id;
             return this.subtestStack.run([...parents, name], fn);
-          });
-        } catch (error) {
-          // A failure the pause already offered (a failed command inside) is not offered twice.
-          if (this.failureHook === undefined || this.signal.aborted || this.offered.has(error as object)) throw error;
-          const decision = await this.failureHook(error, undefined);
-          if (decision === "retry") continue;
-          if (decision === "continue") return undefined as T;
-          throw error;
-        }
-      }
+          }),
+        // A failure the pause already offered (a failed command inside) is not offered twice.
+        (error) => (this.failureHook === undefined || this.signal.aborted || this.offered.has(error as object) ? undefined : this.failureHook(error, undefined)),
+      );
     } catch (error) {
       failure = error ?? new Error("undefined was thrown");
       attachLocation(error, site);

@@ -3,6 +3,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { abortable, abortReason, deadline, sleep, timeoutError } from "../async/abort.js";
 import { attachLocation, captureCallSite } from "../async/callsite.js";
+import { stepWithPause, type FailureDecision } from "../async/pause.js";
 import { MachineCrashedError, MachineError, OutputLostError, ShellRestartedError, TimeoutError, UsageError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { SerialQueue } from "../async/queue.js";
@@ -42,7 +43,7 @@ export interface MachineConfig {
    * Asked when a test-facing call fails (pause on failure): "retry" runs it
    * again, "continue" makes it return undefined, "throw" lets the error go.
    */
-  onFailure?: (error: unknown, machine: string) => Promise<"retry" | "continue" | "throw">;
+  onFailure?: (error: unknown, machine: string) => Promise<FailureDecision>;
   /** Extra environment for the start script (`QEMU_VDE_SOCKET_<n>` from the vlans). */
   env?: Record<string, string>;
   /** Runs before every command and monitor command (the driver checks polling conditions here). */
@@ -362,18 +363,14 @@ export class MachineCore {
     const site = captureCallSite();
     // Only the outermost call (the one the script made) may pause on failure.
     const outermost = apiDepth.getStore() === undefined;
-    for (;;) {
-      try {
-        return await apiDepth.run(true, fn);
-      } catch (error) {
+    return stepWithPause(
+      () => apiDepth.run(true, fn),
+      (error) => {
         attachLocation(error, site);
-        if (!outermost || this.config.onFailure === undefined || this.config.signal.aborted) throw error;
-        const decision = await this.config.onFailure(error, this.name);
-        if (decision === "retry") continue;
-        if (decision === "continue") return undefined as T;
-        throw error;
-      }
-    }
+        if (!outermost || this.config.onFailure === undefined || this.config.signal.aborted) return undefined;
+        return this.config.onFailure(error, this.name);
+      },
+    );
   }
 
   /**

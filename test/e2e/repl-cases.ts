@@ -92,8 +92,8 @@ export function defineReplTests(guest: "tiny" | "fake", cases: ("repl" | "pause"
     for (const s of sessions) s.term.kill("SIGKILL");
   });
 
-  function start(extra: string[]): Session {
-    const s = new Session([...extra, "--start-scripts", startScript, "-o", join(dir, "out"), script], dir, { NIXOS_TEST_HISTORY: join(dir, "history"), NO_COLOR: "1" });
+  function start(extra: string[], scriptPath = script): Session {
+    const s = new Session([...extra, "--start-scripts", startScript, "-o", join(dir, "out"), scriptPath], dir, { NIXOS_TEST_HISTORY: join(dir, "history"), NO_COLOR: "1" });
     sessions.push(s);
     return s;
   }
@@ -163,6 +163,23 @@ export function defineReplTests(guest: "tiny" | "fake", cases: ("repl" | "pause"
     s.type(".continue\r");
     await s.expect(/resuming after the pause: continue/);
     await s.expect(/script-finished-42/, 60);
+    assert.equal(await s.exit(), 0);
+    assert.deepEqual(await survivors(s.qemuPids()), []);
+  });
+
+  if (cases.includes("pause")) test("pause on failure: an exception thrown in a subtest pauses there; .retry runs the subtest again", async () => {
+    const thrower = join(dir, "subtest-throws.mjs");
+    await writeFile(
+      thrower,
+      ['await subtest("flaky", async () => {', '  if ((await machine.execute("test -e /tmp/fixed")).exitCode !== 0) throw new Error("not fixed yet");', "});", 'log("after-the-subtest");'].join("\n"),
+    );
+    const s = start(["--pause-on-failure"], thrower);
+    await s.expect(/paused on failure:[\s\S]*not fixed yet/, 90);
+    await s.expect(/> $/m);
+    s.type('await machine.succeed("touch /tmp/fixed; echo fixed-$((3*3))")\r');
+    await s.expect(/'fixed-9\\n'/);
+    s.type(".retry\r");
+    await s.expect(/after-the-subtest/, 60);
     assert.equal(await s.exit(), 0);
     assert.deepEqual(await survivors(s.qemuPids()), []);
   });
