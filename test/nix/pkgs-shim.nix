@@ -18,21 +18,7 @@
   hostPath ? "/usr/local/bin:/usr/bin:/bin",
 }:
 let
-  runCommand =
-    name: env: buildCommand:
-    let
-      drv = builtins.derivation (
-        builtins.removeAttrs env [ "passthru" "meta" ]
-        // {
-          inherit name system buildCommand;
-          builder = "/bin/sh";
-          args = [ "-euc" ". \"$buildCommandPath\"" ];
-          passAsFile = (env.passAsFile or [ ]) ++ [ "buildCommand" ];
-          PATH = hostPath;
-        }
-      );
-    in
-    drv // (env.passthru or { }) // { meta = env.meta or { }; };
+  runCommand = import ./run-command.nix { inherit system hostPath; };
 
   writeText =
     name: text:

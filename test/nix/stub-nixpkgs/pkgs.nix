@@ -7,20 +7,7 @@
   path,
 }:
 let
-  runCommand =
-    name: env: buildCommand:
-    let
-      drv = builtins.derivation (
-        builtins.removeAttrs env [ "passthru" "meta" ]
-        // {
-          inherit name system buildCommand;
-          builder = "/bin/sh";
-          args = [ "-euc" ". \"$buildCommandPath\"" ];
-          passAsFile = (env.passAsFile or [ ]) ++ [ "buildCommand" ];
-        }
-      );
-    in
-    drv // (env.passthru or { }) // { meta = env.meta or { }; };
+  runCommand = import ../run-command.nix { inherit system; };
 
   # A package that is only named, never built.
   stub =
