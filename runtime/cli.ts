@@ -19,6 +19,7 @@ import { checkHostTools } from "./host/preflight.js";
 import { killAllSync } from "./host/reaper.js";
 import { runTestScript } from "./script/run.js";
 import { startRepl } from "./interactive/repl.js";
+import type { ShellTestHooks } from "./machine/index.js";
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -320,12 +321,14 @@ function pauseOnFailure(driver: Driver): (error: unknown, machine: string | unde
 }
 
 /** Hooks for the project's own tests, never for users: they make failures reproducible. */
-function testHooks(): { shellReadDelayMs?: number; shellNoFlowControl?: boolean } {
+function testHooks(): { testHooks?: ShellTestHooks } {
   const delay = process.env.NTT_TEST_SHELL_READ_DELAY_MS;
-  return {
-    ...(delay === undefined ? {} : { shellReadDelayMs: Number(delay) }),
-    ...(process.env.NTT_TEST_NO_FLOW_CONTROL === "1" ? { shellNoFlowControl: true } : {}),
+  const hooks: ShellTestHooks = {
+    ...(delay === undefined ? {} : { readDelayMs: Number(delay) }),
+    ...(process.env.NTT_TEST_NO_FLOW_CONTROL === "1" ? { noFlowControl: true } : {}),
+    ...(process.env.NTT_TEST_NO_DATA_PORT === "1" ? { noDataPort: true } : {}),
   };
+  return Object.keys(hooks).length === 0 ? {} : { testHooks: hooks };
 }
 
 const code = await main(process.argv);

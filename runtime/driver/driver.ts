@@ -12,7 +12,7 @@ import { attachLocation, captureCallSite } from "../async/callsite.js";
 import { stepWithPause, type FailureDecision } from "../async/pause.js";
 import { MachineError, TestAbortedError, TimeoutError, UsageError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
-import { Machine, machineBackend } from "../machine/index.js";
+import { Machine, machineBackend, type ShellTestHooks } from "../machine/index.js";
 import { PollingCondition, type PollingConditionOptions } from "./polling-condition.js";
 import { retry as retryImpl, type RetryOptions } from "./polling.js";
 import { VLan } from "../host/vlan.js";
@@ -32,9 +32,8 @@ export interface DriverOptions {
   stateRoot?: string;
   /** Environment for the start scripts on top of the driver's own (vlan sockets). */
   env?: Record<string, string>;
-  /** Test hooks, see MachineConfig. */
-  shellReadDelayMs?: number;
-  shellNoFlowControl?: boolean;
+  /** Test hooks for the machines' backdoor shells (the project's own tests). */
+  testHooks?: ShellTestHooks;
 }
 
 export interface SubtestResult {
@@ -99,7 +98,7 @@ export class Driver {
     mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
     this.sharedDir = sharedDir;
     this.keepVmState = options.keepVmState ?? false;
-    this.hooks = options;
+    this.testHooks = options.testHooks;
     const machines: Record<string, Machine> = {};
     const all = [...options.vms.map((m) => ({ ...m, container: false })), ...(options.containers ?? []).map((m) => ({ ...m, container: true }))];
     this.hasContainers = all.some((m) => m.container);
@@ -113,7 +112,7 @@ export class Driver {
 
   private readonly sharedDir: string;
   private readonly keepVmState: boolean;
-  private readonly hooks: Pick<DriverOptions, "shellReadDelayMs" | "shellNoFlowControl">;
+  private readonly testHooks: ShellTestHooks | undefined;
 
   private newMachine(name: string, startScript: string, keepVmState: boolean, kind: "vm" | "container" = "vm"): Machine {
     return new Machine({
@@ -129,8 +128,7 @@ export class Driver {
       beforeCommand: () => this.checkPollingConditions(),
       interruptSignal: () => this.interruptController.signal,
       onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
-      ...(this.hooks.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: this.hooks.shellReadDelayMs }),
-      ...(this.hooks.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
+      ...(this.testHooks === undefined ? {} : { testHooks: this.testHooks }),
     }, machineBackend(kind));
   }
 

@@ -1,6 +1,7 @@
 import type { Poll } from "./framing.js";
 import { MachineError } from "../errors.js";
 import type { ExitStatus } from "./start-script.js";
+import type { ShellTestHooks } from "./shell.js";
 
 export type { ExitStatus };
 
@@ -60,9 +61,8 @@ export interface LaunchContext {
   onLine(line: string): void;
   /** Debug chatter of the command channel (bytes outside any answer). */
   onJunk(text: string): void;
-  /** Test hooks for the backdoor shell, see ShellHooks. */
-  shellReadDelayMs?: number;
-  shellNoFlowControl?: boolean;
+  /** Test hooks for the backdoor shell. */
+  testHooks?: ShellTestHooks;
 }
 
 /**

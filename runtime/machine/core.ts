@@ -12,7 +12,7 @@ import { ConsoleLog } from "./console.js";
 import { QemuBoot, exitedSoon } from "./qemu.js";
 import type { QmpClient, QmpEvent } from "./qmp.js";
 import type { Poll } from "./framing.js";
-import { ShellDamagedError, ShellRestarted } from "./shell.js";
+import { ShellDamagedError, ShellRestarted, type ShellTestHooks } from "./shell.js";
 import { DEFAULT_COMMAND_TIMEOUT, QMP_EVENT_TIMEOUT, type ExecuteOptions, type ExecuteResult, type StartOptions, type WaitOptions } from "./options.js";
 
 const apiDepth = new AsyncLocalStorage<true>();
@@ -50,9 +50,8 @@ export interface MachineConfig {
   beforeCommand?: () => Promise<void>;
   /** The machine's backend (QEMU by default). */
   backend?: MachineBackend;
-  /** Test hooks: throttle the backdoor reader, turn off flow control (see ShellHooks). */
-  shellReadDelayMs?: number;
-  shellNoFlowControl?: boolean;
+  /** Test hooks for the backdoor shell (the project's own tests). */
+  testHooks?: ShellTestHooks;
 }
 
 /**
@@ -479,8 +478,7 @@ export class MachineCore {
           const t = text.trim();
           if (t !== "") this.logger.debug(`Guest shell says: ${JSON.stringify(t)}`, { machine: this.name });
         },
-        ...(this.config.shellReadDelayMs === undefined ? {} : { shellReadDelayMs: this.config.shellReadDelayMs }),
-        ...(this.config.shellNoFlowControl === true ? { shellNoFlowControl: true } : {}),
+        ...(this.config.testHooks === undefined ? {} : { testHooks: this.config.testHooks }),
       },
       async (boot, doing) => {
         await exitedSoon(boot.exited, EXIT_GRACE_MS);

@@ -22,10 +22,23 @@
  *   shortened (it drops output when the host reads too slowly instead of
  *   throttling the guest);
  * - the id lets the host skip the late answer of a command it gave up on.
+ *
+ * When QEMU has the driver's data port (a virtserialport, see DATA_PORT), a
+ * large or binary output goes there instead, as it is, and the console
+ * carries only
+ *
+ *     \x1eNTD <id> <exit status> <length>\x1f\n
+ *
+ * once it has been written. A virtserialport is throttled when the host reads
+ * slowly (QEMU drops console output instead), so nothing is lost there and no
+ * flow control or base64 is needed; see DataChannel.
  */
 import { shellQuote } from "../../lib/shell.js";
 
 export const MARKER = "Spawning backdoor root shell...";
+
+/** The name of the driver's data port as the guest sees it (/sys/class/virtio-ports/<port>/name). */
+export const DATA_PORT = "org.nixos-test-ts.data";
 
 const RS = 0x1e;
 const US = 0x1f;
@@ -130,12 +143,25 @@ export const PREAMBLE = [
   "    for x in \"${e[@]}\"; do [[ $x == \"__NTT_CMD=$1\" ]] && { kill -KILL \"${p#/proc/}\"; break; }; done",
   "  done 2>/dev/null",
   "}",
+  // The data port's device, when the host has one and the guest's kernel made it: "__ntt_dport <name>" sets it.
+  "__ntt_dd=",
+  "__ntt_dport() { local f n; __ntt_dd=; for f in /sys/class/virtio-ports/*/name; do",
+  "  read -r n < \"$f\" && [[ $n == \"$1\" ]] && f=${f%/name} && [[ -c /dev/${f##*/} ]] && { __ntt_dd=/dev/${f##*/}; return; }",
+  "done 2>/dev/null; }",
+  // Answer $1 (status $2, file $3, $4 bytes) through the data port: the data, then the console's note.
+  // False, before anything reached the console, when the port could not be written.
+  "__ntt_data() {",
+  "  local __ntt_x; printf -v __ntt_x '\\036NTD %s %s\\037' \"$1\" \"$4\"",
+  "  { { echo -n \"$__ntt_x\"; cat -- \"$3\"; } > \"$__ntt_dd\"; } 2>/dev/null || return 1",
+  "  printf -v __ntt_x '\\036NTD %s %s %s\\037' \"$1\" \"$2\" \"$4\"; echo \"$__ntt_x\"",
+  "}",
   // Sends file $3 as the answer of command $1 with status $2, window $4.
   "__ntt_send() {",
   "  local LC_ALL=C __ntt_s= __ntt_p=-1 __ntt_x __ntt_k; __ntt_last=$3 __ntt_last_r=$2",
-  // The file's offset after `read` counts the NUL bytes read drops; equal to the length read: no NUL.
+  // Up to a block, stopping at the first NUL (which `read` drops): the file's offset after it equals the
+  // length read only if there was none. (-N would skip NULs and read on: a file of zeros whole, byte by byte.)
   "  if exec {__ntt_k}<\"$3\"; then",
-  `    IFS= read -r -d '' -N ${BLOCK} -u "$__ntt_k" __ntt_s`,
+  `    IFS= read -r -d '' -n ${BLOCK} -u "$__ntt_k" __ntt_s`,
   "    read -r __ntt_x __ntt_p < \"/proc/$BASHPID/fdinfo/$__ntt_k\" || __ntt_p=-1",
   "    exec {__ntt_k}<&-",
   "  fi 2>/dev/null",
@@ -144,11 +170,12 @@ export const PREAMBLE = [
   // the header first, so the output is never taken for an option of echo.
   "    printf -v __ntt_x '\\036NTR %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_p\"; echo \"$__ntt_x$__ntt_s\"; return",
   "  fi",
-  `  if (( __ntt_p >= 0 && __ntt_p < ${BLOCK} )); then __ntt_blocks "$@"; return; fi`,
+  "  __ntt_s=$(wc -c < \"$3\") || __ntt_s=0",
+  "  if [[ -n $__ntt_dd ]] && __ntt_data \"$1\" \"$2\" \"$3\" \"$__ntt_s\"; then return; fi",
+  `  if (( __ntt_s < ${BLOCK} )); then __ntt_blocks "$@"; return; fi`,
   // A large answer: streamed by base64 itself (bash would touch every byte,
   // ~2 µs each under TCG); if the host lost bytes it asks for it again with
   // flow control (__ntt_resend), so the file stays until the next command.
-  "  __ntt_s=$(wc -c < \"$3\") || __ntt_s=0",
   "  printf -v __ntt_x '\\036NTS %s %s %s\\037' \"$1\" \"$2\" \"$(( (__ntt_s + 2) / 3 * 4 ))\"",
   "  echo -n \"$__ntt_x\"; base64 -w 0 \"$3\"; echo",
   "}",
@@ -259,8 +286,18 @@ export function resendLine(id: number, window: number): string {
   return `__ntt_resend ${id} ${window}\n`;
 }
 
+/** An answer that went through the data port (NTD): its status here, its bytes there. */
+export interface DataNote {
+  id: number;
+  exitCode: number;
+  timedOut: boolean;
+  length: number;
+}
+
 export interface ParserEvents {
   record(record: ShellRecord): void;
+  /** The answer of command `id` was written to the data port. */
+  dataNote(note: DataNote): void;
   damaged(record: DamagedRecord): void;
   /**
    * Block `index` (0-based) of `blocks` is complete and more follow; the
@@ -335,6 +372,10 @@ export class RecordParser {
           return;
         }
         at = stop + 1;
+        if (this.header.startsWith("NTD ")) {
+          this.note();
+          continue;
+        }
         if (this.startBody() && this.expected === 0) {
           // An empty answer is complete with its header; its newline may be lost.
           this.finishBody();
@@ -408,6 +449,16 @@ export class RecordParser {
     this.decoded = [];
     this.state = "body";
     return true;
+  }
+
+  /** A data port note: nothing follows on the console but its newline. */
+  private note(): void {
+    const m = /^NTD (\d+) (-?\d+) (\d+)$/.exec(this.header);
+    if (m === null) return this.abandonHeader();
+    this.reset();
+    this.state = "trailer";
+    const status = Number(m[2]);
+    this.events.dataNote({ id: Number(m[1]), exitCode: Math.abs(status), timedOut: status === -124, length: Number(m[3]) });
   }
 
   private abandonHeader(): void {

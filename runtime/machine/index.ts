@@ -4,6 +4,7 @@ import { QemuBackend } from "./qemu.js";
 
 export { Machine, type ContainerMachine } from "./machine.js";
 export type { MachineConfig } from "./core.js";
+export type { ShellTestHooks } from "./shell.js";
 export type { MachineKind } from "./backend.js";
 export type * from "./options.js";
 export type { UnitOptions } from "./systemd.js";

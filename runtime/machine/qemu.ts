@@ -1,4 +1,5 @@
-import type { Poll } from "./framing.js";
+import { DATA_PORT, type Poll } from "./framing.js";
+import { DataChannel } from "./data-channel.js";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { abortable, sleep } from "../async/abort.js";
@@ -12,7 +13,9 @@ import { StartScriptProcess, type ExitStatus } from "./start-script.js";
 /**
  * QEMU's flags after the start script's own (nixpkgs' QemuStartCommand):
  * QMP, the HMP monitor and the backdoor shell's virtconsole on sockets we
- * listen on, the serial console on stdio.
+ * listen on, the serial console on stdio. Beyond nixpkgs: a virtserialport
+ * for large answers (DATA_PORT; a guest that does not look for it is not
+ * affected).
  */
 export function qemuArgs(sockets: SocketPaths, allowReboot: boolean, graphical: boolean): string[] {
   return [
@@ -21,6 +24,8 @@ export function qemuArgs(sockets: SocketPaths, allowReboot: boolean, graphical: 
     "-chardev", `socket,id=shell,path=${sockets.shell}`,
     "-device", "virtio-serial",
     "-device", "virtconsole,chardev=shell",
+    "-chardev", `socket,id=ntt-data,path=${sockets.data}`,
+    "-device", `virtserialport,chardev=ntt-data,name=${DATA_PORT}`,
     "-device", "virtio-rng-pci",
     "-serial", "stdio",
     ...(allowReboot ? [] : ["-no-reboot"]),
@@ -50,6 +55,7 @@ export class QemuBackend implements MachineBackend {
     const sockets = socketPaths(context.stateDir);
     const monitorListener = await Listener.listen(sockets.monitor);
     const shellListener = await Listener.listen(sockets.shell);
+    const dataListener = await Listener.listen(sockets.data);
     rmSync(sockets.qmp, { force: true });
     const graphical = Boolean(process.env.DISPLAY || process.env.WAYLAND_DISPLAY);
     const qemu = new StartScriptProcess({
@@ -59,7 +65,12 @@ export class QemuBackend implements MachineBackend {
       env: qemuEnv(context),
       onLine: context.onLine,
     });
-    const boot = new QemuBoot(qemu, sockets, [monitorListener, shellListener]);
+    const boot = new QemuBoot(qemu, sockets, [monitorListener, shellListener, dataListener]);
+    // QEMU connects every chardev as it starts, long before the guest's shell
+    // is up; a start command that leaves the port out only loses the speed.
+    const testHooks = context.testHooks ?? {};
+    const data = testHooks.noDataPort === true || testHooks.noFlowControl === true ? undefined : dataListener.accepted();
+    void data?.then((socket) => boot.attachData(new DataChannel(socket, testHooks)));
     try {
       const [monitorSocket, shellSocket] = await Promise.race([
         Promise.all([monitorListener.accepted(), shellListener.accepted()]),
@@ -69,11 +80,8 @@ export class QemuBackend implements MachineBackend {
         abortable(new Promise<never>(() => undefined), context.signal),
       ]);
       boot.monitor = new Monitor(monitorSocket);
-      boot.shell = new BackdoorShell(shellSocket, {
-        onJunk: context.onJunk,
-        ...(context.shellReadDelayMs === undefined ? {} : { readDelayMs: context.shellReadDelayMs }),
-        ...(context.shellNoFlowControl === true ? { noFlowControl: true } : {}),
-      });
+      boot.shell = new BackdoorShell(shellSocket, { onJunk: context.onJunk, test: testHooks });
+      if (boot.data !== undefined) boot.shell.attachData(boot.data);
       boot.qmp = await QmpClient.connect(sockets.qmp, context.signal);
       return boot;
     } catch (error) {
@@ -92,6 +100,7 @@ export class QemuBoot implements Boot {
   shell: BackdoorShell | undefined;
   monitor: Monitor | undefined;
   qmp: QmpClient | undefined;
+  data: DataChannel | undefined;
   readonly readiness = "guest root shell";
 
   constructor(
@@ -140,6 +149,11 @@ export class QemuBoot implements Boot {
     this.shell?.writeRaw("poweroff\n");
   }
 
+  attachData(data: DataChannel): void {
+    this.data = data;
+    this.shell?.attachData(data);
+  }
+
   expectNewShell(): void {
     this.shell?.expectNewShell();
   }
@@ -156,6 +170,7 @@ export class QemuBoot implements Boot {
     this.shell?.destroy();
     this.monitor?.close();
     this.qmp?.close();
+    this.data?.destroy();
     for (const l of this.listeners) l.close();
     if (this.sockets.fallbackDir !== undefined) rmSync(this.sockets.fallbackDir, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { abortReason } from "../async/abort.js";
-import { CANCEL, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, resendLine, type DamagedRecord, type Poll, type ShellRecord } from "./framing.js";
+import type { DataChannel } from "./data-channel.js";
+import { CANCEL, DATA_PORT, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, resendLine, type DamagedRecord, type DataNote, type Poll, type ShellRecord } from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
 const DRAIN_MS = 30_000;
@@ -14,13 +15,27 @@ export interface ShellResult {
   output: Buffer;
 }
 
+/**
+ * Hooks for the project's own tests, never for users: they make the command
+ * channel's failure modes reproducible. One object from the CLI (environment
+ * variables) down to the shell.
+ */
+export interface ShellTestHooks {
+  /** Throttles reading the console and the data port: with flow control a slow reader must still get everything. */
+  readDelayMs?: number;
+  /**
+   * The guest sends large answers on the console without waiting for the
+   * host (and not on the data port), to prove that a loss becomes an error.
+   */
+  noFlowControl?: boolean;
+  /** Large answers go over the console (flow-controlled), as for a QEMU without the data port. */
+  noDataPort?: boolean;
+}
+
 export interface ShellHooks {
   /** Data the guest wrote outside any answer (before the marker, or by a guest process). */
   onJunk(text: string): void;
-  /** Throttles reading (tests only: with flow control a slow reader must still get everything). */
-  readDelayMs?: number;
-  /** Tests only: let the guest send without waiting for the host, to prove that a loss becomes an error. */
-  noFlowControl?: boolean;
+  test?: ShellTestHooks;
 }
 
 /** Resolves when `done` does, or rejects when `signal` aborts first. */
@@ -42,6 +57,8 @@ interface Pending {
   resolve(result: ShellResult): void;
   reject(error: Error): void;
   stallTimer?: NodeJS.Timeout;
+  /** Watches the data port while the answer comes that way. */
+  dataTimer?: NodeJS.Timeout;
   /** The guest was asked to send the answer again, with flow control. */
   resent?: boolean;
   /** Settles with the command (answer, error, cancellation or a restarted shell). */
@@ -95,14 +112,17 @@ export class BackdoorShell {
   private draining: { id: number; done: Promise<void>; finished(): void } | undefined;
   /** Blocks the guest may send ahead of the host's go-aheads; 0: no flow control. */
   private readonly window: number;
+  /** Where large answers arrive, when QEMU has the data port. */
+  private data: DataChannel | undefined;
 
   constructor(
     private readonly socket: Socket,
     private readonly hooks: ShellHooks,
   ) {
-    this.window = hooks.noFlowControl === true ? 0 : flowWindow(socketBufferBytes());
+    this.window = hooks.test?.noFlowControl === true ? 0 : flowWindow(socketBufferBytes());
     this.parser = new RecordParser({
       record: (r) => this.onRecord(r),
+      dataNote: (n) => this.onDataNote(n),
       damaged: (d) => this.onDamaged(d),
       junk: (bytes) => this.onJunk(bytes),
       // The guest waits for a go-ahead after each block from the window's
@@ -211,6 +231,19 @@ export class BackdoorShell {
     });
   }
 
+  /**
+   * Large answers may come through `data` from now on: the guest looks for
+   * the port when it sets the shell up (at the marker, or now if idle).
+   */
+  attachData(data: DataChannel): void {
+    this.data = data;
+    if (this.markerSeen && this.pending === undefined && this.draining === undefined) this.socket.write(this.dataPortLine());
+  }
+
+  private dataPortLine(): string {
+    return this.data === undefined ? "" : `__ntt_dport ${DATA_PORT}\n`;
+  }
+
   /** Writes text to the shell as is (nixpkgs' `shutdown` sends a bare `poweroff`). */
   writeRaw(text: string): void {
     this.socket.write(text);
@@ -231,9 +264,10 @@ export class BackdoorShell {
 
   private onData(chunk: Buffer): void {
     this.lastData = Date.now();
-    if (this.hooks.readDelayMs !== undefined && this.hooks.readDelayMs > 0) {
+    const delay = this.hooks.test?.readDelayMs;
+    if (delay !== undefined && delay > 0) {
       this.socket.pause();
-      setTimeout(() => this.socket.resume(), this.hooks.readDelayMs);
+      setTimeout(() => this.socket.resume(), delay);
     }
     if (!this.markerSeen) {
       this.scanForMarker(chunk);
@@ -254,7 +288,7 @@ export class BackdoorShell {
     }
     this.markerSeen = true;
     this.markerText = "";
-    this.socket.write(PREAMBLE);
+    this.socket.write(PREAMBLE + this.dataPortLine());
     for (const w of this.markerWaiters.splice(0)) w.resolve();
     // "nothing may follow" the marker but its newline; anything else is data.
     const rest = Buffer.from(text.slice(at + MARKER.length).replace(/^\r?\n/, ""), "latin1");
@@ -270,11 +304,48 @@ export class BackdoorShell {
   }
 
   private onRecord(record: ShellRecord): void {
+    // An answer on the console: anything on the data port up to now is a try the guest gave up.
+    this.data?.discard();
     if (this.draining?.id === record.id) this.draining.finished();
     const p = this.pending;
     if (p === undefined || p.id !== record.id) return; // a late answer to an abandoned command
     this.settle(p.id);
     p.resolve({ exitCode: record.exitCode, timedOut: record.timedOut, output: record.output });
+  }
+
+  /** The answer's status came on the console, its bytes come (or came) through the data port. */
+  private onDataNote(note: DataNote): void {
+    const data = this.data;
+    const draining = this.draining?.id === note.id ? this.draining : undefined;
+    const p = this.pending?.id === note.id ? this.pending : undefined;
+    if (data === undefined) {
+      // The guest only uses a port the driver named to it; a note without one is junk.
+      this.onJunk(Buffer.from(`NTD ${note.id} ${note.exitCode} ${note.length}`));
+      return;
+    }
+    if (p !== undefined) {
+      clearTimeout(p.stallTimer);
+      // A virtserialport is throttled, never lossy: silence means the guest or QEMU stopped.
+      p.dataTimer = setInterval(() => {
+        if (data.silentFor < STALL_MS) return;
+        this.settle(p.id);
+        p.reject(new ShellDamagedError({ id: note.id, expected: note.length, received: data.progress(note.id), why: `no more data on the data port for ${STALL_MS / 1000} s` }));
+      }, 1000);
+    }
+    data.take(note.id, note.length).then(
+      (output) => {
+        draining?.finished();
+        if (p === undefined || this.pending !== p) return;
+        this.settle(p.id);
+        p.resolve({ exitCode: note.exitCode, timedOut: note.timedOut, output });
+      },
+      (error: Error) => {
+        draining?.finished();
+        if (p === undefined || this.pending !== p) return;
+        this.settle(p.id);
+        p.reject(new ShellDamagedError({ id: note.id, expected: note.length, received: data.progress(note.id), why: error.message }));
+      },
+    );
   }
 
   private onDamaged(damage: DamagedRecord): void {
@@ -347,6 +418,7 @@ export class BackdoorShell {
   private settle(id: number | undefined): void {
     if (this.pending !== undefined && this.pending.id === id) {
       clearTimeout(this.pending.stallTimer);
+      clearInterval(this.pending.dataTimer);
       this.pending.finish();
       this.pending = undefined;
     }
@@ -367,7 +439,8 @@ export class BackdoorShell {
     const p = this.pending;
     this.settle(p?.id);
     p?.reject(new ShellRestarted(p.command));
-    this.socket.write(PREAMBLE);
+    this.data?.discard();
+    this.socket.write(PREAMBLE + this.dataPortLine());
   }
 
   private onClose(): void {

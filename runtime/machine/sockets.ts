@@ -9,6 +9,8 @@ export interface SocketPaths {
   monitor: string;
   shell: string;
   qmp: string;
+  /** The data port's socket (large answers, see DataChannel). */
+  data: string;
   /** A directory we created only because the state directory's path was too long; removed at the end. */
   fallbackDir: string | undefined;
 }
@@ -20,10 +22,14 @@ export interface SocketPaths {
  */
 export function socketPaths(stateDir: string): SocketPaths {
   if (Buffer.byteLength(join(stateDir, "monitor")) <= MAX_SOCKET_PATH) {
-    return { monitor: join(stateDir, "monitor"), shell: join(stateDir, "shell"), qmp: join(stateDir, "qmp"), fallbackDir: undefined };
+    return { ...inDir(stateDir), fallbackDir: undefined };
   }
   const dir = mkdtempSync("/tmp/ntt-");
-  return { monitor: join(dir, "monitor"), shell: join(dir, "shell"), qmp: join(dir, "qmp"), fallbackDir: dir };
+  return { ...inDir(dir), fallbackDir: dir };
+}
+
+function inDir(dir: string): Omit<SocketPaths, "fallbackDir"> {
+  return { monitor: join(dir, "monitor"), shell: join(dir, "shell"), qmp: join(dir, "qmp"), data: join(dir, "ntt-data") };
 }
 
 /** A listening socket that QEMU connects to (as nixpkgs does for `-monitor` and the shell chardev). */

@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { constants, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { Socket } from "node:net";
+import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -23,6 +25,7 @@ import {
   type ShellRecord,
 } from "../../runtime/machine/framing.js";
 import { shellQuote } from "../../lib/shell.js";
+import { DataChannel } from "../../runtime/machine/data-channel.js";
 
 // ---------------------------------------------------------------------------
 // Synthetic streams
@@ -41,6 +44,7 @@ interface Seen {
 function collector(): { seen: Seen; parser: RecordParser } {
   const seen: Seen = { records: [], damaged: [], junk: [], blockDone: 0, blocks: [], order: [] };
   const parser = new RecordParser({
+    dataNote: (n) => seen.order.push(`note ${n.id}`),
     record: (r) => {
       seen.records.push(r);
       seen.order.push(`record ${r.id}`);
@@ -561,9 +565,15 @@ class HostShell {
   loseBytes = 0;
   /** The running command's answer was asked for again. */
   resent = false;
+  /** Answers that came through the data port. */
+  dataAnswers = 0;
 
-  constructor(readonly dir: string) {
-    const preamble = preambleIn(dir);
+  /** With `data`, large answers go to a FIFO read by the driver's DataChannel, as to the VM's virtserialport. */
+  constructor(
+    readonly dir: string,
+    readonly data?: { path: string; channel: DataChannel },
+  ) {
+    const preamble = preambleIn(dir) + (data === undefined ? "" : `__ntt_dd=${shellQuote(data.path)}\n`);
     this.child = spawn("bash", ["--norc"], {
       cwd: dir,
       detached: true,
@@ -575,6 +585,7 @@ class HostShell {
     this.pid = this.child.pid;
     this.parser = new RecordParser({
       record: (r) => {
+        this.data?.channel.discard();
         const w = this.waiting;
         if (w === undefined || w.id !== r.id) {
           this.unclaimed.push(r);
@@ -582,6 +593,16 @@ class HostShell {
         }
         this.waiting = undefined;
         w.resolve(r);
+      },
+      dataNote: (n) => {
+        // Exactly what BackdoorShell does: the status from the console, the bytes from the port.
+        this.dataAnswers++;
+        void this.data?.channel.take(n.id, n.length).then((output) => {
+          const w = this.waiting;
+          if (w === undefined || w.id !== n.id) return;
+          this.waiting = undefined;
+          w.resolve({ id: n.id, exitCode: n.exitCode, timedOut: n.timedOut, output });
+        });
       },
       damaged: (d) => {
         // Exactly what BackdoorShell does: a streamed answer that lost bytes is asked for again, once.
@@ -869,6 +890,120 @@ describe("the guest-side shell code, run by the host's bash", () => {
   test("nothing but answers reached bash's stdout, and every answer was claimed", () => {
     assert.equal(Buffer.concat(shell.junk).toString("latin1"), "");
     assert.deepEqual(shell.unclaimed, []);
+  });
+});
+
+/**
+ * A FIFO standing in for the virtserialport, read by the driver's
+ * DataChannel. Unlike a QEMU's socket it cannot lose bytes either: a
+ * paused reader blocks the writer, as QEMU's throttling blocks the guest.
+ * Our own write end stays open, so a transfer's end is no end of file.
+ */
+function dataFifo(dir: string, readDelayMs?: number): { path: string; channel: DataChannel } {
+  const path = join(dir, "data-port");
+  assert.equal(spawnSync("mkfifo", [path]).status, 0);
+  const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+  const channel = new DataChannel(new Socket({ fd, readable: true, writable: false }), readDelayMs === undefined ? {} : { readDelayMs });
+  after(() => channel.destroy());
+  return { path, channel };
+}
+
+describe("the data port, run by the host's bash", () => {
+  const dir = mkdtempSync(join(tmp, "data-"));
+  const shell = new HostShell(dir, dataFifo(dir));
+  const run = (command: string, timeout: number) => shell.run(nextId++, command, timeout);
+  const sha = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+
+  test("a 2 MB output comes through the port, as it is (no base64), complete; the console carries only the note", async () => {
+    const file = join(dir, "random");
+    const before = shell.dataAnswers;
+    const { record, blockDones } = await run(`head -c 2000000 /dev/urandom | tee ${shellQuote(file)}; exit 4`, 30);
+    assert.deepEqual([record.exitCode, record.output.length, blockDones, shell.dataAnswers - before], [4, 2_000_000, 0, 1]);
+    const { record: sum } = await run(`sha256sum ${shellQuote(file)}`, 30);
+    assert.equal(sum.output.toString().split(" ")[0], sha(record.output));
+  });
+
+  test("a small text output stays on the console (raw); a small binary one takes the port", async () => {
+    const before = shell.dataAnswers;
+    const text = await run("echo small", 30);
+    assert.deepEqual([text.record.output.toString(), shell.dataAnswers - before], ["small\n", 0]);
+    const binary = await run("printf 'a\\000b'", 30);
+    assert.deepEqual([[...binary.record.output], shell.dataAnswers - before], [[0x61, 0, 0x62], 1]);
+  });
+
+  test("the guest-side timeout still applies; the port then carries the killed command's partial output", async () => {
+    const { record } = await run("head -c 100000 /dev/zero; sleep 30", 1);
+    assert.deepEqual([record.timedOut, record.exitCode, record.output.length], [true, 124, 100_000]);
+  });
+
+  test("a port the guest cannot open: the answer falls back to the console, complete", async () => {
+    const lost = join(dir, "no-such-dir", "port");
+    // Set in the shell itself (a command runs in a subshell), between two commands, as the driver's preamble is.
+    shell.child.stdin.write(`__ntt_saved=$__ntt_dd; __ntt_dd=${shellQuote(lost)}\n`);
+    try {
+      const before = shell.dataAnswers;
+      const { record } = await run("head -c 300000 /dev/zero | tr '\\0' y", 30);
+      assert.deepEqual([record.output.length, record.output.every((b) => b === 0x79), shell.dataAnswers - before], [300_000, true, 0]);
+    } finally {
+      shell.child.stdin.write("__ntt_dd=$__ntt_saved\n");
+    }
+  });
+
+  test("a slow reader (paused 20 ms per chunk) still gets every byte: the writer waits", async () => {
+    const slowDir = mkdtempSync(join(tmp, "data-slow-"));
+    const slow = new HostShell(slowDir, dataFifo(slowDir, 20));
+    try {
+      const file = join(slowDir, "random");
+      const { record } = await slow.run(nextId++, `head -c 1500000 /dev/urandom | tee ${shellQuote(file)}`, 60, { hostMs: 60_000 });
+      const { record: sum } = await slow.run(nextId++, `sha256sum ${shellQuote(file)}`, 30);
+      assert.equal(sum.output.toString().split(" ")[0], sha(record.output));
+      assert.equal(record.output.length, 1_500_000);
+    } finally {
+      slow.kill();
+    }
+  });
+
+  test("nothing but answers and notes reached bash's stdout", () => {
+    assert.equal(Buffer.concat(shell.junk).toString("latin1"), "");
+    assert.deepEqual(shell.unclaimed, []);
+  });
+});
+
+describe("DataChannel", () => {
+  const channelOn = (): { channel: DataChannel; feed(s: string | Buffer): void } => {
+    const stream = new PassThrough();
+    const channel = new DataChannel(stream as unknown as Socket);
+    return { channel, feed: (s) => stream.write(typeof s === "string" ? Buffer.from(s, "latin1") : s) };
+  };
+
+  test("bytes before a header are skipped; an answer split anywhere is joined; take before or after it arrived", async () => {
+    const { channel, feed } = channelOn();
+    const pending = channel.take(7, 5);
+    feed("left over\x1eNT");
+    feed("D 7 5\x1fhe");
+    feed("llo");
+    assert.equal((await pending).toString(), "hello");
+    feed("\x1eNTD 8 3\x1f\x00\x1e\x1f");
+    await delay(10);
+    assert.deepEqual([...(await channel.take(8, 3))], [0, 0x1e, 0x1f]);
+  });
+
+  test("discard() forgets a half-sent answer, so the next header is read as a header", async () => {
+    const { channel, feed } = channelOn();
+    feed("\x1eNTD 1 100\x1fonly part");
+    await delay(10);
+    channel.discard();
+    feed("\x1eNTD 2 2\x1fok");
+    assert.equal((await channel.take(2, 2)).toString(), "ok");
+    assert.equal(channel.progress(1), 0);
+  });
+
+  test("a closed connection fails the answer waited for", async () => {
+    const stream = new PassThrough();
+    const channel = new DataChannel(stream as unknown as Socket);
+    const pending = channel.take(3, 10);
+    stream.destroy();
+    await assert.rejects(pending, /data port's connection closed/);
   });
 });
 
