@@ -11,41 +11,21 @@
 #   rootfs/   the root; start scripts copy everything but /usr into each
 #             container's state directory and bind /usr read-only
 #   done      written last
-# <hash> covers this recipe and the systemd guest's. Needs root (the rootfs
-# has root-owned files) and debugfs (e2fsprogs). Last stdout line: the directory.
+# <hash> covers this recipe, ../lib.sh and the systemd guest's directory
+# (lib.sh's guest_inputs). Needs root (the rootfs has root-owned files) and
+# debugfs (e2fsprogs). Last stdout line: the directory.
 set -euo pipefail
 
-recipe_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-cache_base=${NIXOS_TEST_TS_CACHE:-$HOME/.cache/nixos-test-ts}
-guests_dir=$cache_base/guests
-
-systemd_guest=$(bash "$recipe_dir/../systemd/build.sh" | tail -n 1)
-hash=$( (cd -- "$recipe_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; echo "$systemd_guest") | sha256sum)
-hash=${hash:0:16}
-out=$guests_dir/container-$hash
-
-if [[ -e $out/done ]]; then
-  printf '%s\n' "$out"
-  exit 0
-fi
-exec 3>&1 1>&2
-log() { printf 'container build: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
+guest_start container # builds the systemd guest first if needed
+systemd_guest=${inputs[systemd]}
 ((EUID == 0)) || die "run as root: the rootfs holds root-owned files (and systemd-nspawn needs root anyway)"
 command -v debugfs > /dev/null || die "install e2fsprogs (apt-get install e2fsprogs) for debugfs"
+guest_lock
 
-mkdir -p "$guests_dir"
-exec 9> "$guests_dir/.container.lock"
-flock 9
-if [[ -e $out/done ]]; then
-  printf '%s\n' "$out" >&3
-  exit 0
-fi
-started=$SECONDS
-work=$(mktemp -d "$guests_dir/.container-$hash.tmp.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-root=$work/rootfs
-mkdir "$root"
+result=$work/result
+root=$result/rootfs
+mkdir -p "$root"
 # rdump keeps modes and owners (not set-uid bits, which root's commands do not need).
 debugfs -R "rdump / $root" "$systemd_guest/root.img" > /dev/null 2>&1 || die "debugfs rdump of $systemd_guest/root.img failed"
 [[ -e $root/usr/lib/systemd/systemd ]] || die "no systemd in the unpacked rootfs"
@@ -72,15 +52,5 @@ chmod 0755 "$root/usr/local/libexec/ntt/network"
 # not stop cleanly in a container, and no container test needs `systemctl --user`.
 rm -f -- "$root/var/lib/systemd/linger/alice"
 
-date -u +%Y-%m-%dT%H:%M:%SZ > "$work/done"
-rm -rf -- "$out"
-mkdir "$out"
-mv -T -- "$root" "$out/rootfs"
-mv -- "$work/done" "$out/done"
-for d in "$guests_dir"/container-* "$guests_dir"/.container-*.tmp.*; do
-  [[ -e $d && $d != "$out" && $d != "$work" ]] || continue
-  log "removing stale $d"
-  rm -rf -- "$d"
-done
-log "done after $((SECONDS - started)) s: $(du -sh --exclude=usr "$out/rootfs" | cut -f1) outside /usr"
-printf '%s\n' "$out" >&3
+log "$(du -sh --exclude=usr "$root" | cut -f1) outside /usr"
+guest_finish "$result"

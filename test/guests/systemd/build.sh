@@ -13,43 +13,15 @@
 #               qcow2 overlay of it that their start script creates)
 #   manifest    kernel, image sizes, installed packages (for humans)
 #   done        written last; its presence means the directory is complete
-# <hash> covers every file next to this script, so editing the recipe rebuilds.
+# <hash> covers every file next to this script and ../lib.sh (the prologue
+# every guest shares), so editing the recipe rebuilds.
 # The .debs are kept in <cache>/debs-systemd, so a rebuild downloads nothing.
 # The last line on stdout is the directory; everything else goes to stderr.
 set -euo pipefail
 
-recipe_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-cache_base=${NIXOS_TEST_TS_CACHE:-$HOME/.cache/nixos-test-ts}
-guests_dir=$cache_base/guests
-
-# sha256sum prints "sum  ./path" per file, so names count as well as contents.
-hash=$(cd -- "$recipe_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
-hash=${hash:0:16}
-out=$guests_dir/systemd-$hash
-
-# Fast path: every test run calls this script, so it must not do more than hash.
-if [[ -e $out/done ]]; then
-  printf '%s\n' "$out"
-  exit 0
-fi
-
-# From here on stdout belongs to the logs; fd 3 carries the result line.
-exec 3>&1 1>&2
-
-log() { printf 'systemd build: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-mkdir -p "$guests_dir"
-# Parallel test runs may all find the guest missing; one builds, the rest wait.
-exec 9> "$guests_dir/.systemd.lock"
-flock 9
-if [[ -e $out/done ]]; then
-  printf '%s\n' "$out" >&3
-  exit 0
-fi
-
-started=$SECONDS
-log "building $out"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
+guest_start systemd
+guest_lock
 
 # ---------------------------------------------------------------- host tools
 
@@ -75,8 +47,9 @@ else
   mode=unshare
   as_root() { mmdebstrap --unshare-helper "$@"; }
 fi
+# Stale directories of older builds may hold subuid-owned files too.
+guest_remove() { as_root rm -rf -- "$@"; }
 
-work=$(mktemp -d "$guests_dir/.systemd-$hash.tmp.XXXXXX")
 # What mmdebstrap and the as_root commands write goes to $ns. In unshare mode
 # they run as the namespace's root, which is a subuid outside and may write
 # only where anyone may: $work must be traversable, $ns world-writable.
@@ -88,11 +61,10 @@ if [[ $mode == unshare ]]; then
 fi
 rootfs=$ns/rootfs
 # (The rest is ours: sync-out's .debs, and files in $ns, a directory we own.)
-cleanup() {
-  if [[ -e $rootfs ]]; then as_root rm -rf -- "$rootfs" || true; fi
+guest_cleanup() {
+  if [[ -e ${rootfs-} ]]; then as_root rm -rf -- "$rootfs" || true; fi
   rm -rf -- "$work"
 }
-trap cleanup EXIT
 
 # ---------------------------------------------------------------- rootfs
 
@@ -224,23 +196,4 @@ log "image done after $((SECONDS - started)) s"
   sed 's/^/  /' "$work/packages"
 } > "$result/manifest"
 head -n 6 "$result/manifest" | sed 's/^/systemd build: /' >&2
-date -u +%Y-%m-%dT%H:%M:%SZ > "$result/done"
-
-rm -rf -- "$out"
-mv -T -- "$result" "$out"
-
-# Older recipes' guests and leftovers of interrupted builds; the lock ensures
-# no other build is writing into any of them. (A VM still running on an old
-# image keeps its open file; a new VM gets the new start scripts.)
-for d in "$guests_dir"/systemd-* "$guests_dir"/.systemd-*.tmp.*; do
-  [[ -e $d && $d != "$out" && $d != "$work" ]] || continue
-  case ${d##*/} in
-    systemd-????????????????) ;;
-    .systemd-*.tmp.*) ;;
-    *) continue ;;
-  esac
-  log "removing stale $d"
-  as_root rm -rf -- "$d"
-done
-
-printf '%s\n' "$out" >&3
+guest_finish "$result"

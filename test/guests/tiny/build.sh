@@ -8,43 +8,14 @@
 #   initrd.gz   gzip'd newc cpio, the whole root filesystem
 #   manifest    kernel version, packages, module load order (for humans)
 #   done        written last; its presence means the directory is complete
-# <hash> covers every file next to this script, so editing the recipe rebuilds.
+# <hash> covers every file next to this script and ../lib.sh (the prologue
+# every guest shares), so editing the recipe rebuilds.
 # The last line on stdout is the directory; everything else goes to stderr.
 set -euo pipefail
 
-recipe_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-cache_base=${NIXOS_TEST_TS_CACHE:-$HOME/.cache/nixos-test-ts}
-guests_dir=$cache_base/guests
-
-# sha256sum prints "sum  ./path" per file, so names count as well as contents.
-hash=$(cd -- "$recipe_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
-hash=${hash:0:16}
-out=$guests_dir/tiny-$hash
-
-# Fast path: every test run calls this script, so it must not do more than hash.
-if [[ -e $out/done ]]; then
-  printf '%s\n' "$out"
-  exit 0
-fi
-
-# From here on stdout belongs to the logs; fd 3 carries the result line.
-exec 3>&1 1>&2
-
-log() { printf 'tiny build: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-mkdir -p "$guests_dir"
-# Parallel test runs may all find the guest missing; one builds, the rest wait.
-exec 9> "$guests_dir/.tiny.lock"
-flock 9
-if [[ -e $out/done ]]; then
-  printf '%s\n' "$out" >&3
-  exit 0
-fi
-
-work=$(mktemp -d "$guests_dir/.tiny-$hash.tmp.XXXXXX")
-trap 'rm -rf -- "$work"' EXIT
-log "building $out"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib.sh"
+guest_start tiny
+guest_lock
 
 # ---------------------------------------------------------------- packages
 
@@ -337,27 +308,10 @@ cp "$kernel_root/boot/vmlinuz-$kver" "$result/vmlinuz"
   echo "initrd.gz: $(stat -c %s "$result/initrd.gz") bytes"
 } > "$result/manifest"
 sed 's/^/tiny build: /' "$result/manifest" >&2
-date -u +%Y-%m-%dT%H:%M:%SZ > "$result/done"
-
-rm -rf -- "$out"
-mv -T -- "$result" "$out"
-
-# Older recipes' guests and leftovers of interrupted builds; the lock ensures
-# no other build is writing into any of them.
-for d in "$guests_dir"/tiny-* "$guests_dir"/.tiny-*.tmp.*; do
-  [[ -e $d && $d != "$out" && $d != "$work" ]] || continue
-  case ${d##*/} in
-    tiny-????????????????) ;;
-    .tiny-*.tmp.*) ;;
-    *) continue ;;
-  esac
-  log "removing stale $d"
-  rm -rf -- "$d"
-done
 for deb in "$deb_cache"/*.deb; do
   keep=
   for name in "${deb_files[@]}"; do [[ ${deb##*/} == "$name" ]] && keep=1 && break; done
   [[ -n $keep ]] || rm -f -- "$deb"
 done
 
-printf '%s\n' "$out" >&3
+guest_finish "$result"
