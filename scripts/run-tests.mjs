@@ -4,10 +4,13 @@
 // (scripts/prereqs.mjs). Files run as separate `node --test` processes, up to
 // `--jobs` at once (two TCG guests at a time is what two cores bear), their
 // output printed whole as each file ends; the end prints every file's time.
+// `all` runs the three tiers as one pool, longest files first (times from the
+// last run on this machine, else scripts/test-times.json): a tier's last long
+// file no longer runs alone while the next tier waits.
 //
 //   node scripts/run-tests.mjs [--jobs N] [unit|e2e|nix|all|dist/test/...]...
 import { spawn } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prerequisites } from "./prereqs.mjs";
@@ -27,6 +30,39 @@ function testFiles(dir) {
       return name.endsWith(".test.js") ? [path] : [];
     })
     .sort();
+}
+
+/** Seconds per file (path relative to the repo), for ordering: the last run's, over the committed baseline. */
+const BASELINE = join(REPO, "scripts", "test-times.json");
+const LAST_RUN = join(REPO, "node_modules", ".cache", "nixos-test-ts", "test-times.json");
+
+function knownTimes() {
+  const read = (path) => {
+    try {
+      return JSON.parse(readFileSync(path, "utf8"));
+    } catch {
+      return {};
+    }
+  };
+  return { ...read(BASELINE), ...read(LAST_RUN) };
+}
+
+function saveTimes(results) {
+  const times = knownTimes();
+  for (const r of results) times[relative(REPO, r.file)] = Math.round(r.seconds * 10) / 10;
+  try {
+    mkdirSync(dirname(LAST_RUN), { recursive: true });
+    writeFileSync(LAST_RUN, `${JSON.stringify(times, null, 2)}\n`);
+  } catch {
+    // Only an ordering hint.
+  }
+}
+
+/** Longest first (a file never timed counts as long: it may be). */
+function longestFirst(files) {
+  const times = knownTimes();
+  const t = (f) => times[relative(REPO, f)] ?? 60;
+  return [...files].sort((a, b) => t(b) - t(a) || a.localeCompare(b));
 }
 
 function parseArgs(argv) {
@@ -56,15 +92,34 @@ function runFile(file) {
   });
 }
 
+/** The tier a file belongs to, and how many of its files may run at once (nix: one). */
+function tierOf(file) {
+  const name = Object.keys(TIERS).find((t) => TIERS[t].dirs.some((d) => file.startsWith(join(REPO, d) + "/")));
+  return name === undefined ? { name: "other", jobs: Infinity } : { name, jobs: TIERS[name].jobs };
+}
+
 async function runPool(files, jobs, results) {
   const queue = [...files];
+  const running = new Map();
+  // The first queued file whose tier has room: two nix files never run at once, even in one pool.
+  // A worker that finds none ends; the files left wait for the worker running their tier.
+  const next = () => {
+    const at = queue.findIndex((f) => {
+      const tier = tierOf(f);
+      return (running.get(tier.name) ?? 0) < tier.jobs;
+    });
+    return at === -1 ? undefined : queue.splice(at, 1)[0];
+  };
   const worker = async () => {
-    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    for (let file = next(); file !== undefined; file = next()) {
+      const tier = tierOf(file).name;
+      running.set(tier, (running.get(tier) ?? 0) + 1);
       process.stdout.write(`▶ ${relative(REPO, file)}\n`);
       const r = await runFile(file);
       process.stdout.write(r.output);
       process.stdout.write(`${r.ok ? "✔" : "✖"} ${relative(REPO, file)} (${r.seconds.toFixed(1)} s)\n`);
       results.push(r);
+      running.set(tier, (running.get(tier) ?? 1) - 1);
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker));
@@ -75,17 +130,32 @@ const { jobs, targets } = parseArgs(process.argv.slice(2));
 const results = [];
 const tierTimes = [];
 let blocked = false;
-for (const target of targets) {
+const tierFiles = (tier) => tier.dirs.flatMap((d) => testFiles(join(REPO, d)));
+const runnable = (target) => {
+  const problems = prerequisites(target, REPO);
+  if (problems.length === 0) return true;
+  process.stderr.write(`✖ tier ${target} cannot run on this machine:\n${problems.map((p) => `  - ${p}`).join("\n")}\n`);
+  blocked = true;
+  return false;
+};
+const allTiers = Object.keys(TIERS).every((t) => targets.includes(t)) && targets.length === Object.keys(TIERS).length;
+if (allTiers) {
+  // One pool: every tier's prerequisites first, then all files, longest first.
+  const started = performance.now();
+  const ready = targets.filter(runnable);
+  await runPool(longestFirst(ready.flatMap((t) => tierFiles(TIERS[t]))), jobs ?? 2, results);
+  for (const t of ready) {
+    const mine = results.filter((r) => tierFiles(TIERS[t]).includes(r.file));
+    tierTimes.push([`${t} (sum of files)`, mine.reduce((n, r) => n + r.seconds, 0)]);
+  }
+  tierTimes.push(["all (wall)", (performance.now() - started) / 1000]);
+}
+for (const target of allTiers ? [] : targets) {
   const tier = TIERS[target];
   const started = performance.now();
   if (tier !== undefined) {
-    const problems = prerequisites(target, REPO);
-    if (problems.length > 0) {
-      process.stderr.write(`✖ tier ${target} cannot run on this machine:\n${problems.map((p) => `  - ${p}`).join("\n")}\n`);
-      blocked = true;
-      continue;
-    }
-    await runPool(tier.dirs.flatMap((d) => testFiles(join(REPO, d))), jobs ?? tier.jobs, results);
+    if (!runnable(target)) continue;
+    await runPool(longestFirst(tierFiles(tier)), jobs ?? tier.jobs, results);
   } else {
     const path = join(REPO, target);
     await runPool(statSync(path).isDirectory() ? testFiles(path) : [path], jobs ?? 1, results);
@@ -93,6 +163,7 @@ for (const target of targets) {
   tierTimes.push([target, (performance.now() - started) / 1000]);
 }
 
+saveTimes(results);
 const failed = results.filter((r) => !r.ok);
 process.stdout.write("\nfile times:\n");
 for (const r of [...results].sort((a, b) => b.seconds - a.seconds)) {
