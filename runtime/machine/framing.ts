@@ -198,7 +198,8 @@ export const PREAMBLE = [
   "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_want=${5:-} __ntt_dur=${6:-0} __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1 __ntt_s __ntt_e; set --",
   "  [[ -z ${__ntt_last:-} ]] || : > \"$__ntt_last\"; __ntt_last=",
   "  (( __ntt_id % 512 )) || rm -f -- \"$__ntt_d\"/[0-9]* 2>/dev/null",
-  "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=()",
+  // No stale pid for the watchdog to kill (the previous command's, perhaps reused by now).
+  "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=(); : > \"$__ntt_d/pid\"",
   "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > \"$__ntt_d/killed\"",
   "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
   "  __ntt_w=$!",
@@ -209,7 +210,10 @@ export const PREAMBLE = [
   // (-1: no limit), or the watchdog fired; else this loop runs once.
   "  while :; do",
   // On exit the subshell lists its background jobs still running (a builtin, into a file): only then can one hold stdout.
-  "    ( echo $BASHPID > \"$__ntt_d/pid\"; trap 'jobs -p > \"$__ntt_d/jobs\"' EXIT; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
+  // The pid first, then a look at the kill marker: a watchdog that fired before the pid was there
+  // (a cancellation right behind the command) wrote the marker first, so one of the two sees the other.
+  "    ( echo $BASHPID > \"$__ntt_d/pid\"; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && exit 130",
+  "      trap 'jobs -p > \"$__ntt_d/jobs\"' EXIT; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
   "    if [[ -z $__ntt_want ]]; then",
   "      while [[ -s $__ntt_d/jobs ]] && __ntt_held \"$__ntt_o\"; do",
   "        __ntt_nap 0.04; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && break",

@@ -288,6 +288,8 @@ export class BackdoorShell {
     }
     this.markerSeen = true;
     this.markerText = "";
+    // A guest that rebooted may have left half an answer on the port.
+    this.data?.discard();
     this.socket.write(PREAMBLE + this.dataPortLine());
     for (const w of this.markerWaiters.splice(0)) w.resolve();
     // "nothing may follow" the marker but its newline; anything else is data.

@@ -875,6 +875,17 @@ describe("the guest-side shell code, run by the host's bash", () => {
     assert.deepEqual([next.exitCode, next.timedOut, next.output.toString()], [0, false, "alive\n"]);
   });
 
+  test("CANCEL right behind the command (before its subshell started) still ends it: 20 times, each exit 130 at once", async () => {
+    // A Ctrl-C within milliseconds on a loaded guest: the watchdog may fire before
+    // the command's subshell recorded its pid, so the subshell must see the cancellation itself.
+    for (let i = 0; i < 20; i++) {
+      const { record, ms } = await run("sleep 20", 0, { hostMs: 5000, onSent: () => shell.child.stdin.write(CANCEL) });
+      assert.deepEqual([record.exitCode, record.timedOut], [130, false], `try ${i}`);
+      assert.ok(ms < 3000, `try ${i}: ${ms} ms`);
+    }
+    assert.ok(await eventually(() => sleepsOf(shell).length === 0, 2000), `left behind: ${JSON.stringify(sleepsOf(shell))}`);
+  });
+
   test("CANCEL from the host ends a command without timeout: exit 130, not a timeout, its tree gone", async () => {
     const { record, ms } = await run("sleep 30 & sleep 20; echo no", 0, {
       hostMs: 8000,
