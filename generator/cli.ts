@@ -15,7 +15,7 @@ import { currentSnapshot, usableSnapshot } from "./snapshot.js";
 
 /** Runs this CLI again in a Node started from `blob`; resolves to the exit code to leave with. */
 function relaunch(blob: string, argv: string[]): Promise<number> {
-  const child = spawn(process.execPath, [...process.execArgv, "--snapshot-blob", blob, fileURLToPath(import.meta.url), ...argv], { stdio: "inherit" });
+  const child = spawn(process.execPath, ["--snapshot-blob", blob, fileURLToPath(import.meta.url), ...argv], { stdio: "inherit" });
   // Ctrl-C at a terminal reaches the child directly (same process group); other signals are passed on.
   const forward = (signal: NodeJS.Signals): void => {
     if (signal === "SIGINT" && process.stdin.isTTY) return;
@@ -33,8 +33,16 @@ function relaunch(blob: string, argv: string[]): Promise<number> {
   });
 }
 
+/**
+ * Node refuses a snapshot made under other V8 flags (exit 14: "built … with different V8 configurations"), and
+ * flags may hide in NODE_OPTIONS: a Node started with any flags does the check itself.
+ */
+function plainNode(): boolean {
+  return process.execArgv.length === 0 && (process.env.NODE_OPTIONS ?? "").trim() === "";
+}
+
 const argv = process.argv.slice(2);
-const blob = argv[0] === "check" && currentSnapshot() === undefined ? usableSnapshot() : undefined;
+const blob = argv[0] === "check" && currentSnapshot() === undefined && plainNode() ? usableSnapshot() : undefined;
 if (blob !== undefined) {
   process.exitCode = await relaunch(blob, argv);
 } else {

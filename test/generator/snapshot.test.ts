@@ -1,0 +1,62 @@
+// The check's startup snapshot (generator/snapshot.ts): a check started from it finds and prints exactly what a
+// check without it does, and the CLI falls back to an ordinary check whenever the snapshot cannot be used.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { usableSnapshot } from "../../generator/snapshot.js";
+import { TWO_NODES, runCli, testDir, type CliRun } from "./helpers.js";
+
+const CHECK = ["check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"];
+const PLAIN = { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" };
+
+/** How many declaration files the check took from the snapshot (its --timings line). */
+function fromSnapshot(r: CliRun): number {
+  const m = /declaration files from the startup snapshot: (\d+)/.exec(r.stderr);
+  assert.ok(m, r.output);
+  return Number(m[1]);
+}
+
+/** The findings and the summary, without the timings (which differ). */
+const findings = (r: CliRun): string => r.stderr.slice(0, r.stderr.indexOf("timings:"));
+
+test("the build made a snapshot for this Node and TypeScript (npm run build)", () => {
+  assert.ok(usableSnapshot() !== undefined, "no startup snapshot: `npm run build` (tsc, then node dist/generator/snapshot.js) makes it");
+});
+
+test("from the snapshot: the same findings at the user's file and line, and the same JS, as without it", async () => {
+  const lines = ["await startAll();", 'await client.waitForUnit("nginx.service");', "const n: number = await server.succeed('x');", "server.succeed('y');"];
+  const t = await testDir(TWO_NODES, lines);
+  const snap = await runCli(CHECK, { cwd: t.dir });
+  const plain = await runCli(CHECK, { cwd: t.dir, env: PLAIN });
+  assert.ok(fromSnapshot(snap) > 10, `the lib and runtime declarations come from the snapshot:\n${snap.output}`);
+  assert.equal(fromSnapshot(plain), 0, plain.output);
+  assert.equal(snap.code, 1, snap.output);
+  assert.equal(plain.code, 1, plain.output);
+  assert.match(snap.stderr, /^test\.ts:2:26 error lint\/unknown-unit node client declares no unit `nginx\.service`/m);
+  assert.match(snap.stderr, /^test\.ts:3:7 error TS2322 Type 'string' is not assignable to type 'number'/m);
+  assert.match(snap.stderr, /^test\.ts:4:1 error lint\/floating-promise /m);
+  assert.equal(findings(snap), findings(plain));
+
+  const ok = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");', "log(await client.succeed('true'));"]);
+  const okSnap = await runCli(CHECK, { cwd: ok.dir });
+  assert.equal(okSnap.code, 0, okSnap.output);
+  const js = await readFile(join(ok.out, "test.js"), "utf8");
+  const okPlain = await runCli(["check", "--manifest", "manifest.json", "--out", "out-plain", "test.ts"], { cwd: ok.dir, env: PLAIN });
+  assert.equal(okPlain.code, 0, okPlain.output);
+  assert.equal(js, await readFile(join(ok.dir, "out-plain", "test.js"), "utf8"));
+});
+
+test("a Node started with V8 flags (which the snapshot would refuse) checks without the snapshot, and passes", async () => {
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");']);
+  const viaOptions = await runCli(CHECK, { cwd: t.dir, env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=1024" } });
+  assert.equal(viaOptions.code, 0, viaOptions.output);
+  assert.equal(fromSnapshot(viaOptions), 0);
+});
+
+test("--node-types (other compiler options) parses its own declarations, and passes", async () => {
+  const t = await testDir(TWO_NODES, ["import { readFileSync } from 'node:fs';", "log(readFileSync('/etc/hostname', 'utf8').trim());"]);
+  const r = await runCli([...CHECK, "--node-types"], { cwd: t.dir });
+  assert.equal(r.code, 0, r.output);
+  assert.equal(fromSnapshot(r), 0, "the snapshot's files were made with other options");
+});
