@@ -26,22 +26,28 @@ const snapshot = currentSnapshot();
 const ts = snapshot?.ts ?? (createRequire(import.meta.url)("typescript") as typeof TS);
 
 /**
- * The snapshot's parsed and bound declaration file for `fileName`, if it was made with these options and the
- * file on disk still has the same text. A program may share them, as a language service shares files between
- * programs: the binder skips a bound file, and the checker copies a symbol before it merges into it.
+ * Declaration files (TypeScript's lib, the runtime's, @types/node), parsed and bound, by the compiler options they
+ * were made with: the startup snapshot's, and every one a check in this process has parsed. A program may share
+ * them, as a language service shares files between programs: the binder skips a bound file, and the checker
+ * copies a symbol before it merges into it. A file is taken only while its text on disk is still the same.
  */
-function snapshotFile(fileName: string, languageVersion: TS.ScriptTarget | TS.CreateSourceFileOptions, key: string): TS.SourceFile | undefined {
-  const cached = snapshot?.key === key ? snapshot.files.get(fileName) : undefined;
-  if (cached === undefined) return undefined;
+const declarations = new Map<string, Map<string, TS.SourceFile>>(snapshot === undefined ? [] : [[snapshot.key, new Map(snapshot.files)]]);
+
+function declarationsFor(key: string): Map<string, TS.SourceFile> {
+  let files = declarations.get(key);
+  if (files === undefined) declarations.set(key, (files = new Map()));
+  return files;
+}
+
+function reusable(cached: TS.SourceFile | undefined, fileName: string, languageVersion: TS.ScriptTarget | TS.CreateSourceFileOptions): cached is TS.SourceFile {
+  if (cached === undefined) return false;
   const wanted = typeof languageVersion === "object" ? languageVersion : { languageVersion };
-  if (cached.languageVersion !== wanted.languageVersion || cached.impliedNodeFormat !== wanted.impliedNodeFormat) return undefined;
-  let text: string;
+  if (cached.languageVersion !== wanted.languageVersion || cached.impliedNodeFormat !== wanted.impliedNodeFormat) return false;
   try {
-    text = readFileSync(fileName, "utf8");
+    return readFileSync(fileName, "utf8") === cached.text;
   } catch {
-    return undefined;
+    return false;
   }
-  return text === cached.text ? cached : undefined;
 }
 
 export interface CheckOptions {
@@ -75,8 +81,8 @@ export interface CheckResult {
   /** The emitted entry script, when emitted. */
   emitted: string | undefined;
   timings: CheckTimings;
-  /** Declaration files the program took parsed and bound from the startup snapshot (0 without one). */
-  fromSnapshot: number;
+  /** Declaration files the program took parsed and bound from the startup snapshot or an earlier check in this process. */
+  reusedDeclarations: number;
 }
 
 export function check(options: CheckOptions): CheckResult {
@@ -107,17 +113,20 @@ export function check(options: CheckOptions): CheckResult {
 
   const host = ts.createCompilerHost(compilerOptions, true);
   const { getSourceFile, fileExists, readFile } = host;
-  const key = optionsKey(options);
-  let fromSnapshot = 0;
+  const known = declarationsFor(optionsKey(options));
+  let reusedDeclarations = 0;
   host.getSourceFile = (fileName, languageVersion, onError, shouldCreate) => {
     const text = virtual.get(fileName);
     if (text !== undefined) return ts.createSourceFile(fileName, text, languageVersion, true);
-    const cached = snapshotFile(fileName, languageVersion, key);
-    if (cached !== undefined) {
-      fromSnapshot++;
+    const cached = known.get(fileName);
+    if (reusable(cached, fileName, languageVersion)) {
+      reusedDeclarations++;
       return cached;
     }
-    return getSourceFile.call(host, fileName, languageVersion, onError, shouldCreate);
+    const file = getSourceFile.call(host, fileName, languageVersion, onError, shouldCreate);
+    if (file?.isDeclarationFile) known.set(fileName, file);
+    else known.delete(fileName);
+    return file;
   };
   host.fileExists = (fileName) => virtual.has(fileName) || fileExists.call(host, fileName);
   host.readFile = (fileName) => virtual.get(fileName) ?? readFile.call(host, fileName);
@@ -147,7 +156,7 @@ export function check(options: CheckOptions): CheckResult {
     emitted = emit(program, host, script, outDir, findings);
   }
   lap("emit");
-  return { findings, errors: findings.filter((f) => f.severity === "error").length, warnings: findings.filter((f) => f.severity === "warning").length, emitted, timings, fromSnapshot };
+  return { findings, errors: findings.filter((f) => f.severity === "error").length, warnings: findings.filter((f) => f.severity === "warning").length, emitted, timings, reusedDeclarations };
 }
 
 /** Writes the JS and source maps; returns the entry script's JS. */

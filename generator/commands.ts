@@ -17,6 +17,7 @@ import type { Manifest } from "../lib/manifest.js";
 import { tsconfigOptions } from "./compiler-options.js";
 import { displayPath, formatFindings, summary } from "./diagnostics.js";
 import { check, generate, typings, type CheckRequest, type Timings } from "./pipeline.js";
+import { currentSnapshot } from "./snapshot.js";
 
 const EXIT_CHECK_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -46,12 +47,12 @@ function regenerateCommand(args: string[]): string {
   return ["nixos-test-ts", ...args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : shellQuote(a)))].join(" ");
 }
 
-function formatTimings(t: Timings, fromSnapshot: number): string {
+function formatTimings(t: Timings, reusedDeclarations: number): string {
   const ms = (n: number | undefined): string => `${Math.round(n ?? 0)} ms`;
   return [
     `timings: manifest ${ms(t.manifest)}, load ts-morph ${ms(t.importGenerator)}, generate ${ms(t.generate)}, load typescript ${ms(t.importCompiler)},`,
     `  program ${ms(t.program)}, type check ${ms(t.typeCheck)}, lint ${ms(t.lint)}, emit ${ms(t.emit)}; process ${ms(performance.now())}`,
-    `  declaration files from the startup snapshot: ${fromSnapshot}`,
+    `  declaration files already parsed (startup snapshot: ${currentSnapshot() === undefined ? "no" : "yes"}): ${reusedDeclarations}`,
   ].join("\n");
 }
 
@@ -71,7 +72,7 @@ async function runCheck(script: string, flags: CheckFlags, outDir: string, comma
   if (result.findings.length > 0) process.stderr.write(`${formatFindings(result.findings)}\n`);
   const tail = result.emitted === undefined ? "" : `; wrote ${displayPath(result.emitted)}`;
   process.stderr.write(`nixos-test-ts: ${displayPath(script)}: ${summary(result.findings)}${tail}\n`);
-  if (flags.timings) process.stderr.write(`${formatTimings(timings, result.fromSnapshot)}\n`);
+  if (flags.timings) process.stderr.write(`${formatTimings(timings, result.reusedDeclarations)}\n`);
   return { emitted: result.errors > 0 ? undefined : result.emitted, manifest };
 }
 

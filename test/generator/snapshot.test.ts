@@ -1,20 +1,21 @@
 // The check's startup snapshot (generator/snapshot.ts): a check started from it finds and prints exactly what a
 // check without it does, and the CLI falls back to an ordinary check whenever the snapshot cannot be used.
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { usableSnapshot } from "../../generator/snapshot.js";
+import { check } from "../../generator/pipeline.js";
 import { TWO_NODES, runCli, testDir, type CliRun } from "./helpers.js";
 
 const CHECK = ["check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"];
 const PLAIN = { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" };
 
-/** How many declaration files the check took from the snapshot (its --timings line). */
+/** How many declaration files the check took from the snapshot (its --timings line); 0 when not started from one. */
 function fromSnapshot(r: CliRun): number {
-  const m = /declaration files from the startup snapshot: (\d+)/.exec(r.stderr);
+  const m = /declaration files already parsed \(startup snapshot: (yes|no)\): (\d+)/.exec(r.stderr);
   assert.ok(m, r.output);
-  return Number(m[1]);
+  return m[1] === "yes" ? Number(m[2]) : 0;
 }
 
 /** The findings and the summary, without the timings (which differ). */
@@ -59,4 +60,19 @@ test("--node-types (other compiler options) parses its own declarations, and pas
   const r = await runCli([...CHECK, "--node-types"], { cwd: t.dir });
   assert.equal(r.code, 0, r.output);
   assert.equal(fromSnapshot(r), 0, "the snapshot's files were made with other options");
+});
+
+test("in one process a check reuses the declaration files an earlier one parsed, unless their text changed", async () => {
+  const t = await testDir(TWO_NODES, ['import { port } from "./settings.js";', "const p: string = port;", "log(p);"]);
+  await writeFile(join(t.dir, "settings.d.ts"), "export declare const port: number;\n");
+  const run = () => check({ manifestPath: t.manifest, outDir: t.out, script: t.script, command: "nixos-test-ts generate", emit: false });
+  const first = (await run()).result;
+  assert.match(first.findings.map((f) => `${f.location?.line} ${f.code}`).join("\n"), /^2 TS2322$/m);
+  const second = (await run()).result;
+  assert.ok(second.reusedDeclarations > 10, `${second.reusedDeclarations} declaration files reused`);
+  assert.deepEqual(second.findings, first.findings);
+  // The user's own declarations changed on disk: the check sees the new text, not the parsed old one.
+  await writeFile(join(t.dir, "settings.d.ts"), "export declare const port: string;\n");
+  const third = (await run()).result;
+  assert.deepEqual(third.findings, []);
 });
