@@ -3,11 +3,13 @@
  * nixos-test-ts: generate typed bindings from a test's manifest, check a test
  * script against them (tsc + lint), and run it with the driver.
  *
- * `check` runs in a Node started from the check's startup snapshot when one
- * is built for this Node and TypeScript (snapshot.ts): the compiler and the
- * declarations are then already in memory, which saves more than starting a
- * second Node costs. Everything else, and `check` without a snapshot, runs in
- * this process. Only node: modules are imported before that choice.
+ * `check` and `run` (which checks first) run in a Node started from the
+ * check's startup snapshot when one is built for this Node and TypeScript
+ * (snapshot.ts): the compiler and the declarations are then already in
+ * memory, which saves more than starting a second Node costs. This process
+ * then only passes signals on and leaves with the child's status. Everything
+ * else, and any command without a snapshot, runs in this process. Only node:
+ * modules are imported before that choice.
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -42,7 +44,7 @@ function plainNode(): boolean {
 }
 
 const argv = process.argv.slice(2);
-const blob = argv[0] === "check" && currentSnapshot() === undefined && plainNode() ? usableSnapshot() : undefined;
+const blob = (argv[0] === "check" || argv[0] === "run") && currentSnapshot() === undefined && plainNode() ? usableSnapshot() : undefined;
 if (blob !== undefined) {
   process.exitCode = await relaunch(blob, argv);
 } else {
