@@ -23,7 +23,8 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DIST, tsconfigOptions } from "./compiler-options.js";
+import { DIST, GENERATED_FILE, tsconfigOptions } from "./compiler-options.js";
+import { SCRIPT_ENV, SCRIPT_ENV_FILE } from "./script-env.js";
 
 /** Where the snapshots are kept (a directory of the package; the Nix package builds it with the rest). */
 export const SNAPSHOT_DIR = join(DIST, "generator", "snapshot");
@@ -31,6 +32,29 @@ const ENTRY = join(DIST, "generator", "snapshot-entry.cjs");
 /** The stand-in root whose imports make the program whose declarations are cached. It is never read from disk. */
 const ROOT = join(DIST, "generator", "snapshot-root.ts");
 const ROOT_TEXT = 'import "nixos-test-ts";\nimport "nixos-test-ts/typing";\nexport {};\n';
+
+/** The test the snapshot's build checks once (in memory), so that the checker's code is compiled in it. */
+const WARM_UP_MANIFEST = {
+  name: "warm-up",
+  vlans: [1],
+  nodes: {
+    client: { vlans: [1], units: ["multi-user.target", "sshd.service", "getty@.service"], ports: { tcp: [22], udp: [] } },
+    server: { vlans: [1], units: ["multi-user.target", "sshd.service", "nginx.service", "getty@.service"], ports: { tcp: [22, 80], udp: [53] } },
+  },
+};
+const WARM_UP_SCRIPT = `await startAll();
+await Promise.all(machines.map((m) => m.waitForUnit("multi-user.target")));
+await subtest("serves", async () => {
+  await server.waitForUnit("nginx.service");
+  await Promise.all([server.waitForOpenPort(80), client.waitForUnit("getty@tty1.service")]);
+  const out = await client.succeed("curl -s http://server/", { timeout: 30 });
+  if (!out.includes("ok")) throw new Error(out);
+  t.assertEqual(out.trim(), "ok");
+});
+const results = await Promise.allSettled([client.execute("true"), server.succeed("true")]);
+log(\`\${results.length} settled\`);
+await client.waitForUnit(runtimeUnit("transient.scope"));
+`;
 
 /** What the snapshot leaves on globalThis (set by snapshot-entry.cts). */
 export interface Snapshot {
@@ -78,17 +102,20 @@ export function usableSnapshot(): string | undefined {
 }
 
 /**
- * Builds the snapshot (~2 s). Safe to run concurrently: each build writes its own file and renames it into place.
+ * Builds the snapshot (~3 s; it loads the generator for the warm-up test). Safe to run concurrently: each build writes its own file and renames it into place.
  * Snapshots with other keys (an older Node or TypeScript) are removed.
  */
-export function buildSnapshot(): { blob: string; bytes: number } {
+export async function buildSnapshot(): Promise<{ blob: string; bytes: number }> {
   const blob = snapshotPath();
+  const [{ generateModule }, { parseManifest }] = await Promise.all([import("./generate.js"), import("../lib/manifest.js")]);
+  const generated = generateModule(parseManifest(WARM_UP_MANIFEST, "warm-up manifest"), { manifestPath: "manifest.json", command: "nixos-test-ts generate" });
+  const warmUp = { dir: join(SNAPSHOT_DIR, "warm-up"), files: { "test.ts": WARM_UP_SCRIPT, [GENERATED_FILE]: generated, [SCRIPT_ENV_FILE]: SCRIPT_ENV } };
   mkdirSync(SNAPSHOT_DIR, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), "nixos-test-ts-snapshot-"));
   const partial = join(SNAPSHOT_DIR, `.${process.pid}.${Date.now()}.partial`);
   try {
     const spec = join(work, "spec.json");
-    writeFileSync(spec, JSON.stringify({ typescript: typescriptFile(), options: tsconfigOptions(), root: ROOT, rootText: ROOT_TEXT, key: optionsKey() }));
+    writeFileSync(spec, JSON.stringify({ typescript: typescriptFile(), options: tsconfigOptions(), root: ROOT, rootText: ROOT_TEXT, key: optionsKey(), warmUp }));
     // tsc's CommonJS output sets exports.__esModule; a snapshot entry has no `exports`.
     const entry = join(work, "entry.cjs");
     writeFileSync(entry, `var exports = {};\n${readFileSync(ENTRY, "utf8")}`);
@@ -111,7 +138,7 @@ export function buildSnapshot(): { blob: string; bytes: number } {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const started = performance.now();
   try {
-    const { blob, bytes } = buildSnapshot();
+    const { blob, bytes } = await buildSnapshot();
     process.stderr.write(`nixos-test-ts: built the check's startup snapshot ${blob} (${(bytes / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
   } catch (error) {
     process.stderr.write(`nixos-test-ts: warning: no startup snapshot for the check (it will load TypeScript each time): ${(error as Error).message}\n`);

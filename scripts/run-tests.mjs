@@ -4,10 +4,12 @@
 // (scripts/prereqs.mjs). Files run as separate `node --test` processes, up to
 // `--jobs` at once (two TCG guests at a time is what two cores bear), their
 // output printed whole as each file ends; the end prints every file's time.
+// The slowest files (by their last run's time, kept in dist/.test-times.json)
+// start first, so that a long file does not start last and run alone.
 //
 //   node scripts/run-tests.mjs [--jobs N] [unit|e2e|nix|all|dist/test/...]...
 import { spawn } from "node:child_process";
-import { readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prerequisites } from "./prereqs.mjs";
@@ -27,6 +29,22 @@ function testFiles(dir) {
       return name.endsWith(".test.js") ? [path] : [];
     })
     .sort();
+}
+
+const TIMES = join(REPO, "dist", ".test-times.json");
+
+function lastTimes() {
+  try {
+    return JSON.parse(readFileSync(TIMES, "utf8"));
+  } catch {
+    return {};
+  }
+}
+
+/** Longest first (files never timed count as long): the pool then ends with short files on every worker. */
+function slowestFirst(files, times) {
+  const time = (f) => times[relative(REPO, f)] ?? Number.POSITIVE_INFINITY;
+  return [...files].sort((a, b) => time(b) - time(a));
 }
 
 function parseArgs(argv) {
@@ -57,7 +75,7 @@ function runFile(file) {
 }
 
 async function runPool(files, jobs, results) {
-  const queue = [...files];
+  const queue = slowestFirst(files, times);
   const worker = async () => {
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       process.stdout.write(`▶ ${relative(REPO, file)}\n`);
@@ -72,6 +90,7 @@ async function runPool(files, jobs, results) {
 
 // Children are killed with us: node --test ends its own subprocesses on SIGINT/SIGTERM.
 const { jobs, targets } = parseArgs(process.argv.slice(2));
+const times = lastTimes();
 const results = [];
 const tierTimes = [];
 let blocked = false;
@@ -94,6 +113,12 @@ for (const target of targets) {
 }
 
 const failed = results.filter((r) => !r.ok);
+for (const r of results) times[relative(REPO, r.file)] = Number(r.seconds.toFixed(1));
+try {
+  writeFileSync(TIMES, `${JSON.stringify(times, null, 2)}\n`);
+} catch {
+  // Only the order of the next run depends on it.
+}
 process.stdout.write("\nfile times:\n");
 for (const r of [...results].sort((a, b) => b.seconds - a.seconds)) {
   process.stdout.write(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.ok ? "pass" : "FAIL"}  ${relative(REPO, r.file)}\n`);
