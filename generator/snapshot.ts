@@ -101,12 +101,38 @@ export function usableSnapshot(): string | undefined {
   }
 }
 
+/** Every declaration file of the package (what the snapshot may cache) and the code that shapes the snapshot's contents. */
+function inputsHash(key: string): string {
+  const hash = createHash("sha256").update(key);
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) {
+        if (path !== SNAPSHOT_DIR) walk(path);
+      } else if (name.endsWith(".d.ts") || path === fileURLToPath(import.meta.url) || name === "generate.js") {
+        hash.update(`${path}\n`).update(readFileSync(path));
+      }
+    }
+  };
+  for (const dir of ["lib", "runtime", "generator"]) walk(join(DIST, dir));
+  return hash.digest("hex");
+}
+
 /**
- * Builds the snapshot (~3 s; it loads the generator for the warm-up test). Safe to run concurrently: each build writes its own file and renames it into place.
+ * Builds the snapshot (~3 s; it loads the generator for the warm-up test), unless the one there was built from the
+ * same declarations and code: a heap image is not reproducible byte for byte, and a dist/ that changes at every
+ * build would make Nix rebuild whatever depends on it (test/nix copies dist/ into the store). Safe to run concurrently: each build writes its own file and renames it into place.
  * Snapshots with other keys (an older Node or TypeScript) are removed.
  */
-export async function buildSnapshot(): Promise<{ blob: string; bytes: number }> {
+export async function buildSnapshot(): Promise<{ blob: string; bytes: number; rebuilt: boolean }> {
   const blob = snapshotPath();
+  const inputs = inputsHash(blob);
+  const stamp = `${blob}.inputs`;
+  try {
+    if (existsSync(blob) && readFileSync(stamp, "utf8") === inputs) return { blob, bytes: statSync(blob).size, rebuilt: false };
+  } catch {
+    // No stamp: build.
+  }
   const [{ generateModule }, { parseManifest }] = await Promise.all([import("./generate.js"), import("../lib/manifest.js")]);
   const generated = generateModule(parseManifest(WARM_UP_MANIFEST, "warm-up manifest"), { manifestPath: "manifest.json", command: "nixos-test-ts generate" });
   const warmUp = { dir: join(SNAPSHOT_DIR, "warm-up"), files: { "test.ts": WARM_UP_SCRIPT, [GENERATED_FILE]: generated, [SCRIPT_ENV_FILE]: SCRIPT_ENV } };
@@ -123,12 +149,16 @@ export async function buildSnapshot(): Promise<{ blob: string; bytes: number }> 
     // Node warns that some built-ins (perf_hooks, vm) are "not yet fully verified" in snapshots; only a failure is shown.
     if (r.status !== 0 || !existsSync(partial)) throw new Error(`building the check's snapshot failed (exit ${r.status ?? r.signal}):\n${r.stderr}`);
     renameSync(partial, blob);
+    writeFileSync(`${partial}.inputs`, inputs);
+    renameSync(`${partial}.inputs`, stamp);
     for (const name of readdirSync(SNAPSHOT_DIR)) {
-      if (name.endsWith(".blob") && join(SNAPSHOT_DIR, name) !== blob) rmSync(join(SNAPSHOT_DIR, name), { force: true });
+      const path = join(SNAPSHOT_DIR, name);
+      if ((name.endsWith(".blob") || name.endsWith(".inputs")) && path !== blob && path !== stamp) rmSync(path, { force: true });
     }
-    return { blob, bytes: statSync(blob).size };
+    return { blob, bytes: statSync(blob).size, rebuilt: true };
   } finally {
     rmSync(partial, { force: true });
+    rmSync(`${partial}.inputs`, { force: true });
     rmSync(work, { recursive: true, force: true });
   }
 }
@@ -138,8 +168,9 @@ export async function buildSnapshot(): Promise<{ blob: string; bytes: number }> 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const started = performance.now();
   try {
-    const { blob, bytes } = await buildSnapshot();
-    process.stderr.write(`nixos-test-ts: built the check's startup snapshot ${blob} (${(bytes / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+    const { blob, bytes, rebuilt } = await buildSnapshot();
+    const what = rebuilt ? "built" : "kept (same declarations and code)";
+    process.stderr.write(`nixos-test-ts: ${what} the check's startup snapshot ${blob} (${(bytes / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
   } catch (error) {
     process.stderr.write(`nixos-test-ts: warning: no startup snapshot for the check (it will load TypeScript each time): ${(error as Error).message}\n`);
   }

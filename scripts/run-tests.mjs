@@ -4,12 +4,15 @@
 // (scripts/prereqs.mjs). Files run as separate `node --test` processes, up to
 // `--jobs` at once (two TCG guests at a time is what two cores bear), their
 // output printed whole as each file ends; the end prints every file's time.
-// The slowest files (by their last run's time, kept in dist/.test-times.json)
-// start first, so that a long file does not start last and run alone.
+// The slowest files (by their last run's time, kept in
+// ~/.cache/nixos-test-ts/test-times-<checkout hash>.json) start first, so that
+// a long file does not start last and run alone.
 //
 //   node scripts/run-tests.mjs [--jobs N] [unit|e2e|nix|all|dist/test/...]...
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { prerequisites } from "./prereqs.mjs";
@@ -31,7 +34,9 @@ function testFiles(dir) {
     .sort();
 }
 
-const TIMES = join(REPO, "dist", ".test-times.json");
+// Not in dist/: test/nix copies dist/ into the store, and a file that changes at every run would rebuild its users.
+const CACHE = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "nixos-test-ts");
+const TIMES = join(CACHE, `test-times-${createHash("sha256").update(REPO).digest("hex").slice(0, 12)}.json`);
 
 function lastTimes() {
   try {
@@ -115,6 +120,7 @@ for (const target of targets) {
 const failed = results.filter((r) => !r.ok);
 for (const r of results) times[relative(REPO, r.file)] = Number(r.seconds.toFixed(1));
 try {
+  mkdirSync(CACHE, { recursive: true });
   writeFileSync(TIMES, `${JSON.stringify(times, null, 2)}\n`);
 } catch {
   // Only the order of the next run depends on it.
