@@ -121,8 +121,9 @@ function inputsHash(key: string): string {
 /**
  * Builds the snapshot (~3 s; it loads the generator for the warm-up test), unless the one there was built from the
  * same declarations and code: a heap image is not reproducible byte for byte, and a dist/ that changes at every
- * build would make Nix rebuild whatever depends on it (test/nix copies dist/ into the store). Safe to run concurrently: each build writes its own file and renames it into place.
- * Snapshots with other keys (an older Node or TypeScript) are removed.
+ * build would make Nix rebuild whatever depends on it (test/nix copies dist/ into the store). Safe to run
+ * concurrently: each build writes its own file and renames it into place. Snapshots with other keys (an older
+ * Node or TypeScript) are removed.
  */
 export async function buildSnapshot(): Promise<{ blob: string; bytes: number; rebuilt: boolean }> {
   const blob = snapshotPath();
