@@ -80,3 +80,23 @@ test("in one process a check reuses the declaration files an earlier one parsed,
   const third = (await run()).result;
   assert.deepEqual(third.findings, []);
 });
+
+test("a script's global augmentation does not leak into the shared lib declarations of later checks", async () => {
+  const augmenting = await testDir(TWO_NODES, ["declare global {", "  interface Array<T> { firstOrNull(): T | null }", "}", "const n: number | null = [1].firstOrNull();", "log(String(n));"]);
+  const plain = await testDir(TWO_NODES, ["const n: number | null = [1].firstOrNull();", "log(String(n));"]);
+  const run = (t: typeof plain) => check({ manifestPath: t.manifest, outDir: t.out, script: t.script, command: "nixos-test-ts generate", emit: false });
+  for (let round = 0; round < 2; round++) {
+    assert.deepEqual((await run(augmenting)).result.findings, [], `round ${round}`);
+    const without = (await run(plain)).result;
+    assert.deepEqual(
+      without.findings.map((f) => `${f.location?.line} ${f.code}`),
+      ["1 TS2339"],
+      `round ${round}: firstOrNull exists only where it is declared`,
+    );
+  }
+  // And from the snapshot, whose lib files were bound (and used by its warm-up check) at build time.
+  const r = await runCli(["check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], { cwd: plain.dir });
+  assert.equal(r.code, 1, r.output);
+  assert.ok(fromSnapshot(r) > 10, r.output);
+  assert.match(r.stderr, /^test\.ts:1:30 error TS2339 Property 'firstOrNull' does not exist/m);
+});
