@@ -34,16 +34,19 @@ const ROOT = join(DIST, "generator", "snapshot-root.ts");
 const ROOT_TEXT = 'import "nixos-test-ts";\nimport "nixos-test-ts/typing";\nexport {};\n';
 
 /** The test the snapshot's build checks once (in memory), so that the checker's code is compiled in it. */
+const WARM_UP_UNITS = ["multi-user.target", "sshd.service", "getty@.service", ...Array.from({ length: 40 }, (_, i) => `unit-${i}.service`)];
 const WARM_UP_MANIFEST = {
   name: "warm-up",
-  vlans: [1],
+  vlans: [1, 2],
   nodes: {
-    client: { vlans: [1], units: ["multi-user.target", "sshd.service", "getty@.service"], ports: { tcp: [22], udp: [] } },
-    server: { vlans: [1], units: ["multi-user.target", "sshd.service", "nginx.service", "getty@.service"], ports: { tcp: [22, 80], udp: [53] } },
+    client: { vlans: [1], units: WARM_UP_UNITS, ports: { tcp: [22], udp: [] } },
+    router: { vlans: [1, 2], units: [...WARM_UP_UNITS, "dnsmasq.service"], ports: { tcp: [22], udp: [53] } },
+    server: { vlans: [2], units: [...WARM_UP_UNITS, "nginx.service"], ports: { tcp: [22, 80], udp: [53] } },
   },
 };
 const WARM_UP_SCRIPT = `await startAll();
 await Promise.all(machines.map((m) => m.waitForUnit("multi-user.target")));
+await Promise.all(Object.values(machines).map((m) => m.waitForOpenPort(22)));
 await subtest("serves", async () => {
   await server.waitForUnit("nginx.service");
   await Promise.all([server.waitForOpenPort(80), client.waitForUnit("getty@tty1.service")]);
