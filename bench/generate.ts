@@ -1,5 +1,7 @@
 // Generator benchmark: wall time of `nixos-test-ts check` (generate + type check + lint + emit)
-// in a cold process, for a 2-node and a 20-node test with a 100-line script, and where it goes.
+// in a cold process, for a 2-node and a 20-node test with a 100-line script, and where it goes;
+// started from the check's startup snapshot (generator/snapshot.ts) and without it
+// (NIXOS_TEST_TS_SNAPSHOT=0), interleaved so that both see the same machine.
 //
 //   npm run build && node dist/bench/generate.js [runs]
 import { spawnSync } from "node:child_process";
@@ -7,11 +9,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { usableSnapshot } from "../generator/snapshot.js";
 import { median } from "./stats.js";
 
 const runs = Number(process.argv[2] ?? 7);
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "generator", "cli.js");
 const PHASES = ["manifest", "load ts-morph", "generate", "load typescript", "program", "type check", "lint", "emit", "process"] as const;
+const SNAPSHOT = usableSnapshot();
 
 /** Units a NixOS node has: ~300, most of them on every node, some templates. */
 function units(i: number): string[] {
@@ -64,11 +68,15 @@ interface Sample {
   phases: Record<string, number>;
 }
 
-/** `fresh`: the generated module is made anew (ts-morph loaded); otherwise the one from the last run is up to date and reused. */
-function measure(dir: string, fresh: boolean): Sample {
+/**
+ * `fresh`: the generated module is made anew (ts-morph loaded); otherwise the one from the last run is up to date and reused.
+ * `snapshot`: as users run it (from the startup snapshot when one is built); false: NIXOS_TEST_TS_SNAPSHOT=0.
+ */
+function measure(dir: string, fresh: boolean, snapshot: boolean): Sample {
   if (fresh) rmSync(join(dir, "out", ".test.generated.key"), { force: true });
+  const env = snapshot ? process.env : { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" };
   const started = performance.now();
-  const r = spawnSync(process.execPath, [CLI, "check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLI, "check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], { cwd: dir, encoding: "utf8", env });
   const wall = performance.now() - started;
   if (r.status !== 0) throw new Error(`check failed:\n${r.stderr}`);
   const phases: Record<string, number> = {};
@@ -89,25 +97,39 @@ const rows: string[] = [];
 const load = loadavg().map((l) => l.toFixed(2)).join(" ");
 console.log(`nixos-test-ts check, cold process each time (median of ${runs} runs; ${process.version}; ${cpus().length} cores, load ${load}):`);
 const bare = median(Array.from({ length: runs }, nodeStartup));
+console.log(`(\`node -e 0\` starts in ${Math.round(bare)} ms; "start" below is the wall time before the CLI's clock starts, "process" its clock.)`);
+console.log(SNAPSHOT === undefined ? "no startup snapshot built (npm run build makes it): every row loads TypeScript" : `startup snapshot: ${SNAPSHOT}`);
 for (const nodes of [2, 20]) {
   const dir = mkdtempSync(join(tmpdir(), "ntt-bench-gen-"));
   try {
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest(nodes)));
     writeFileSync(join(dir, "test.ts"), script(nodes));
-    measure(dir, true); // warm the page cache, not the process
-    // Interleaved, so both see the same machine: a new manifest (generate with ts-morph), and an edit of the script only.
+    measure(dir, true, true); // warm the page cache, not the process
+    // Interleaved, so all see the same machine: a new manifest (generate with ts-morph), and an edit of the script only;
+    // each with the snapshot and without.
     const fresh: Sample[] = [];
     const reused: Sample[] = [];
+    const freshPlain: Sample[] = [];
+    const reusedPlain: Sample[] = [];
     for (let i = 0; i < runs; i++) {
-      fresh.push(measure(dir, true));
-      reused.push(measure(dir, false));
+      fresh.push(measure(dir, true, true));
+      reused.push(measure(dir, false, true));
+      freshPlain.push(measure(dir, true, false));
+      reusedPlain.push(measure(dir, false, false));
     }
-    for (const [what, samples] of [["module generated", fresh], ["module up to date", reused]] as const) {
+    const series = [
+      ["module generated", fresh],
+      ["module up to date", reused],
+      ["generated, no snap", freshPlain],
+      ["up to date, no snap", reusedPlain],
+    ] as const;
+    for (const [what, samples] of series) {
       const wall = median(samples.map((s) => s.wall));
       const phase = (p: string): number => median(samples.map((s) => s.phases[p] as number));
       const accounted = PHASES.slice(0, -1).reduce((sum, p) => sum + phase(p), 0);
       rows.push(
-        `${String(nodes).padStart(2)} nodes, ${what.padEnd(17)}: ${(wall / 1000).toFixed(2)} s wall  =  node start ${Math.round(bare)} ms + CLI import ${Math.round(phase("process") - accounted)} ms` +
+        // Before the CLI's clock starts: Node's start, and from the snapshot also the launcher's Node and the heap's deserialisation.
+        `${String(nodes).padStart(2)} nodes, ${what.padEnd(19)}: ${(wall / 1000).toFixed(2)} s wall  =  start ${Math.round(wall - phase("process"))} ms + CLI import ${Math.round(phase("process") - accounted)} ms` +
           ` + load ts-morph ${phase("load ts-morph")} + generate ${phase("generate")} + load typescript ${phase("load typescript")}` +
           ` + program ${phase("program")} + type check ${phase("type check")} + lint ${phase("lint")} + emit ${phase("emit")} ms`,
       );

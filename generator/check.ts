@@ -8,7 +8,7 @@
  * side by side; the user's file is read from disk unchanged, so every line
  * and column in a finding is the user's own.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createRequire } from "node:module";
 import type * as TS from "typescript";
@@ -17,10 +17,38 @@ import { fromTypeScript, type Finding } from "./diagnostics.js";
 import { GENERATED_FILE, tsconfigOptions } from "./compiler-options.js";
 import { lint } from "./lint.js";
 import { SCRIPT_ENV, SCRIPT_ENV_FILE } from "./script-env.js";
+import { currentSnapshot, optionsKey } from "./snapshot.js";
 
-// require, not import: Node's ES module loader would first scan the 9 MB compiler for its
+// From the startup snapshot when this process was started from one (the compiler is then already loaded).
+// Else require, not import: Node's ES module loader would first scan the 9 MB compiler for its
 // named exports, which costs more than loading it (≈ 280 ms instead of ≈ 110 ms).
-const ts = createRequire(import.meta.url)("typescript") as typeof TS;
+const snapshot = currentSnapshot();
+const ts = snapshot?.ts ?? (createRequire(import.meta.url)("typescript") as typeof TS);
+
+/**
+ * Declaration files (TypeScript's lib, the runtime's, @types/node), parsed and bound, by the compiler options they
+ * were made with: the startup snapshot's, and every one a check in this process has parsed. A program may share
+ * them, as a language service shares files between programs: the binder skips a bound file, and the checker
+ * copies a symbol before it merges into it. A file is taken only while its text on disk is still the same.
+ */
+const declarations = new Map<string, Map<string, TS.SourceFile>>(snapshot === undefined ? [] : [[snapshot.key, new Map(snapshot.files)]]);
+
+function declarationsFor(key: string): Map<string, TS.SourceFile> {
+  let files = declarations.get(key);
+  if (files === undefined) declarations.set(key, (files = new Map()));
+  return files;
+}
+
+function reusable(cached: TS.SourceFile | undefined, fileName: string, languageVersion: TS.ScriptTarget | TS.CreateSourceFileOptions): cached is TS.SourceFile {
+  if (cached === undefined) return false;
+  const wanted = typeof languageVersion === "object" ? languageVersion : { languageVersion };
+  if (cached.languageVersion !== wanted.languageVersion || cached.impliedNodeFormat !== wanted.impliedNodeFormat) return false;
+  try {
+    return readFileSync(fileName, "utf8") === cached.text;
+  } catch {
+    return false;
+  }
+}
 
 export interface CheckOptions {
   manifest: Manifest;
@@ -53,6 +81,8 @@ export interface CheckResult {
   /** The emitted entry script, when emitted. */
   emitted: string | undefined;
   timings: CheckTimings;
+  /** Declaration files the program took parsed and bound from the startup snapshot or an earlier check in this process. */
+  reusedDeclarations: number;
 }
 
 export function check(options: CheckOptions): CheckResult {
@@ -83,10 +113,20 @@ export function check(options: CheckOptions): CheckResult {
 
   const host = ts.createCompilerHost(compilerOptions, true);
   const { getSourceFile, fileExists, readFile } = host;
+  const known = declarationsFor(optionsKey(options));
+  let reusedDeclarations = 0;
   host.getSourceFile = (fileName, languageVersion, onError, shouldCreate) => {
     const text = virtual.get(fileName);
     if (text !== undefined) return ts.createSourceFile(fileName, text, languageVersion, true);
-    return getSourceFile.call(host, fileName, languageVersion, onError, shouldCreate);
+    const cached = known.get(fileName);
+    if (reusable(cached, fileName, languageVersion)) {
+      reusedDeclarations++;
+      return cached;
+    }
+    const file = getSourceFile.call(host, fileName, languageVersion, onError, shouldCreate);
+    if (file?.isDeclarationFile) known.set(fileName, file);
+    else known.delete(fileName);
+    return file;
   };
   host.fileExists = (fileName) => virtual.has(fileName) || fileExists.call(host, fileName);
   host.readFile = (fileName) => virtual.get(fileName) ?? readFile.call(host, fileName);
@@ -116,7 +156,7 @@ export function check(options: CheckOptions): CheckResult {
     emitted = emit(program, host, script, outDir, findings);
   }
   lap("emit");
-  return { findings, errors: findings.filter((f) => f.severity === "error").length, warnings: findings.filter((f) => f.severity === "warning").length, emitted, timings };
+  return { findings, errors: findings.filter((f) => f.severity === "error").length, warnings: findings.filter((f) => f.severity === "warning").length, emitted, timings, reusedDeclarations };
 }
 
 /** Writes the JS and source maps; returns the entry script's JS. */
