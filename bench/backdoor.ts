@@ -48,7 +48,9 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
 }
 
 function load(): string {
-  return loadavg().map((l) => l.toFixed(2)).join(" ");
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
 }
 
 /** Runs each client once per round, in rotating order; returns the times per client. */
@@ -100,7 +102,13 @@ async function peakRss(fn: () => Promise<unknown>): Promise<{ ms: number; growth
  * timing does not blur it. The delays step through 200 ms so the
  * measurements do not all fall on one phase of any polling.
  */
-async function waitLatency(machine: Machine, runs: number, arm: (delay: string, tag: string) => string, wait: () => Promise<unknown>, cleanup: string): Promise<number[]> {
+async function waitLatency(
+  machine: Machine,
+  runs: number,
+  arm: (delay: string, tag: string) => string,
+  wait: () => Promise<unknown>,
+  cleanup: string,
+): Promise<number[]> {
   const latencies: number[] = [];
   for (let i = 0; i < runs; i++) {
     const delay = (2 + i * (0.2 / runs)).toFixed(3);
@@ -124,7 +132,9 @@ const row = (name: string, v: number[]): string => `  ${name.padEnd(52)} median 
 async function benchOne(aslr: boolean): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "ntt-bench-"));
   const scripts = await writeStartScripts(dir, [{ name: "machine", vlans: [] }], { guest, aslr });
-  const logger = new Logger([new TerminalSink(process.stderr, { level: process.env.BENCH_LOG === "1" ? "info" : "error", isSerialOn: () => process.env.BENCH_LOG === "1" })]);
+  const logger = new Logger([
+    new TerminalSink(process.stderr, { level: process.env.BENCH_LOG === "1" ? "info" : "error", isSerialOn: () => process.env.BENCH_LOG === "1" }),
+  ]);
   const driver = new Driver({ vms: [{ name: "machine", startScript: scripts.machine as string }], vlans: [], globalTimeout: 3600, outDir: dir, logger });
   const machine = driver.machines.machine;
   if (machine === undefined) throw new Error("no machine");
@@ -132,7 +142,9 @@ async function benchOne(aslr: boolean): Promise<void> {
     const boot = await time(() => machine.connect());
     const randomize = (await machine.succeed("cat /proc/sys/kernel/randomize_va_space")).trim();
     const cmdline = (await machine.succeed("cat /proc/cmdline")).trim();
-    console.log(`\n=== ${guest} guest, ASLR ${aslr ? "on" : "off (norandmaps)"}: randomize_va_space=${randomize}${cmdline.includes("norandmaps") ? ", norandmaps on the command line" : ""}`);
+    console.log(
+      `\n=== ${guest} guest, ASLR ${aslr ? "on" : "off (norandmaps)"}: randomize_va_space=${randomize}${cmdline.includes("norandmaps") ? ", norandmaps on the command line" : ""}`,
+    );
     console.log(`boot to backdoor shell: ${(boot / 1000).toFixed(2)} s; load before: ${load()}`);
 
     const per = await interleaved(calls, {
@@ -147,7 +159,9 @@ async function benchOne(aslr: boolean): Promise<void> {
     console.log(row("current framing timeout 900 bash -c … + PIPESTATUS", per.current as number[]));
     console.log(row("bare round trip (echo)", per.bare as number[]));
     const m = (k: string): number => median(per[k] as number[]);
-    console.log(`  ratio ours / 2022: ${(m("ours") / m("f2022")).toFixed(2)} (goal ≤ 0.5); ours / current: ${(m("ours") / m("current")).toFixed(2)} (goal ≤ 0.35)`);
+    console.log(
+      `  ratio ours / 2022: ${(m("ours") / m("f2022")).toFixed(2)} (goal ≤ 0.5); ours / current: ${(m("ours") / m("current")).toFixed(2)} (goal ≤ 0.35)`,
+    );
 
     const big = 20_000_000;
     const sumOf = (b: Buffer | string): string => createHash("sha256").update(b).digest("hex");
@@ -165,22 +179,38 @@ async function benchOne(aslr: boolean): Promise<void> {
     });
     const b = (k: string): number => median(through[k] as number[]);
     console.log(`20 MB through succeed, 3 interleaved rounds (load after: ${load()}):`);
-    console.log(`  this project ${(b("ours") / 1000).toFixed(2)} s (${(big / 1e6 / (b("ours") / 1000)).toFixed(1)} MB/s); 2022 framing ${(b("f2022") / 1000).toFixed(2)} s; ratio ${(b("ours") / b("f2022")).toFixed(2)} (goal ≤ 1.0); the 2022 framing lost bytes in ${lost2022} of 3 runs`);
+    console.log(
+      `  this project ${(b("ours") / 1000).toFixed(2)} s (${(big / 1e6 / (b("ours") / 1000)).toFixed(1)} MB/s); 2022 framing ${(b("f2022") / 1000).toFixed(2)} s; ratio ${(b("ours") / b("f2022")).toFixed(2)} (goal ≤ 1.0); the 2022 framing lost bytes in ${lost2022} of 3 runs`,
+    );
 
     const hundred = 100_000_000;
     const mem = await peakRss(async () => {
       const r = await machine.execute(`head -c ${hundred} /dev/zero`);
       if (r.bytes.length !== hundred) throw new Error(`100 MB: got ${r.bytes.length} bytes`);
     });
-    console.log(`100 MB through execute: ${(mem.ms / 1000).toFixed(2)} s = ${(hundred / 1e6 / (mem.ms / 1000)).toFixed(1)} MB/s (goal ≥ 10); driver peak RSS growth ${(mem.growth / 1e6).toFixed(0)} MB = ${(mem.growth / hundred).toFixed(2)}× the output (goal ≤ 2); load ${load()}`);
+    console.log(
+      `100 MB through execute: ${(mem.ms / 1000).toFixed(2)} s = ${(hundred / 1e6 / (mem.ms / 1000)).toFixed(1)} MB/s (goal ≥ 10); driver peak RSS growth ${(mem.growth / 1e6).toFixed(0)} MB = ${(mem.growth / hundred).toFixed(2)}× the output (goal ≤ 2); load ${load()}`,
+    );
 
     const lat = async (name: string, goal: number, arm: (d: string, tag: string) => string, wait: () => Promise<unknown>, cleanup: string): Promise<void> => {
       const v = await waitLatency(machine, waitRuns, arm, wait, cleanup);
       console.log(`${row(name, v)}   (goal median ≤ ${goal} ms)`);
     };
     console.log(`latency from the condition becoming true to the wait returning, ${waitRuns} runs each (nixpkgs: a fixed 1 s sleep between tries):`);
-    await lat("waitUntilSucceeds(\"test -e /tmp/flag\")", 100, (d, tag) => `sleep ${d}; touch /tmp/flag; echo ${tag} > /dev/ttyS0`, () => machine.waitUntilSucceeds("test -e /tmp/flag", { timeout: 120 }), "rm -f /tmp/flag");
-    await lat("waitForFile(\"/tmp/flag\")", 60, (d, tag) => `sleep ${d}; touch /tmp/flag; echo ${tag} > /dev/ttyS0`, () => machine.waitForFile("/tmp/flag", { timeout: 120 }), "rm -f /tmp/flag");
+    await lat(
+      'waitUntilSucceeds("test -e /tmp/flag")',
+      100,
+      (d, tag) => `sleep ${d}; touch /tmp/flag; echo ${tag} > /dev/ttyS0`,
+      () => machine.waitUntilSucceeds("test -e /tmp/flag", { timeout: 120 }),
+      "rm -f /tmp/flag",
+    );
+    await lat(
+      'waitForFile("/tmp/flag")',
+      60,
+      (d, tag) => `sleep ${d}; touch /tmp/flag; echo ${tag} > /dev/ttyS0`,
+      () => machine.waitForFile("/tmp/flag", { timeout: 120 }),
+      "rm -f /tmp/flag",
+    );
     // The listener is announced once the kernel lists its socket (a bash loop over /proc/net/tcp).
     await lat(
       "waitForOpenPort(8123)",
@@ -193,7 +223,7 @@ async function benchOne(aslr: boolean): Promise<void> {
     );
     if (guest === "systemd") {
       await lat(
-        "waitForUnit(\"bench-unit.service\")",
+        'waitForUnit("bench-unit.service")',
         60,
         (d, tag) => `sleep ${d}; systemd-run --unit=bench-unit --service-type=oneshot --remain-after-exit true; echo ${tag} > /dev/ttyS0`,
         () => machine.waitForUnit("bench-unit.service", { timeout: 120 }),

@@ -20,10 +20,14 @@ import { buildGuest, writeNspawnStartScripts, writeStartScripts } from "../test/
 import { median, ms, percentile } from "./stats.js";
 
 if (process.env.NTT_BENCH_NETNS !== "1") {
-  const r = spawnSync("unshare", ["--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", process.execPath, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: "inherit",
-    env: { ...process.env, NTT_BENCH_NETNS: "1" },
-  });
+  const r = spawnSync(
+    "unshare",
+    ["--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", process.execPath, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    {
+      stdio: "inherit",
+      env: { ...process.env, NTT_BENCH_NETNS: "1" },
+    },
+  );
   process.exit(r.status ?? 1);
 }
 
@@ -51,7 +55,9 @@ const nodes = [{ name: "vm", vlans: [1] }];
 const containers = [{ name: "c", vlans: [1] }];
 const vmScripts = await writeStartScripts(dir, [...nodes, ...containers]);
 const nspawn = await writeNspawnStartScripts(dir, containers, nodes);
-const logger = new Logger([new TerminalSink(process.stderr, { level: process.env.BENCH_LOG === "1" ? "info" : "error", isSerialOn: () => process.env.BENCH_LOG === "1" })]);
+const logger = new Logger([
+  new TerminalSink(process.stderr, { level: process.env.BENCH_LOG === "1" ? "info" : "error", isSerialOn: () => process.env.BENCH_LOG === "1" }),
+]);
 const driver = new Driver({
   vms: [{ name: "vm", startScript: vmScripts.vm as string }],
   containers: [{ name: "c", startScript: nspawn.c as string }],
@@ -65,7 +71,10 @@ if (c === undefined || vm === undefined) throw new Error("no machines");
 
 try {
   await driver.setUp();
-  const load = (): string => loadavg().map((l) => l.toFixed(2)).join(" ");
+  const load = (): string =>
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ");
   console.log(`load average before: ${load()} (2 cores shared with other work)`);
   const containerReady = await time(() => c.connect());
   const containerCalls = await sample(calls, () => c.succeed("true"));
@@ -76,11 +85,15 @@ try {
   await c.succeed("ping -c1 -W 5 vm");
 
   const row = (name: string, v: number[]): string => `${name.padEnd(32)} median ${ms(median(v)).padStart(10)}   p95 ${ms(percentile(v, 95)).padStart(10)}`;
-  console.log(`\nstart → ready:  container ${(containerReady / 1000).toFixed(2)} s   VM (TCG) ${(vmReady / 1000).toFixed(2)} s   ratio VM/container ${(vmReady / containerReady).toFixed(1)}x`);
+  console.log(
+    `\nstart → ready:  container ${(containerReady / 1000).toFixed(2)} s   VM (TCG) ${(vmReady / 1000).toFixed(2)} s   ratio VM/container ${(vmReady / containerReady).toFixed(1)}x`,
+  );
   console.log(`\nsucceed("true"), ${calls} calls each:`);
   console.log(row("container (nsenter)", containerCalls));
   console.log(row("VM (backdoor shell, TCG)", vmCalls));
-  console.log(`ratio VM/container: median ${(median(vmCalls) / median(containerCalls)).toFixed(1)}x, p95 ${(percentile(vmCalls, 95) / percentile(containerCalls, 95)).toFixed(1)}x`);
+  console.log(
+    `ratio VM/container: median ${(median(vmCalls) / median(containerCalls)).toFixed(1)}x, p95 ${(percentile(vmCalls, 95) / percentile(containerCalls, 95)).toFixed(1)}x`,
+  );
 } finally {
   await driver.cleanup();
   await rm(dir, { recursive: true, force: true });

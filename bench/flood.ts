@@ -86,7 +86,10 @@ try {
   let tail = "";
   // VmHWM only grows; sample it while the driver lives (the last sample before its exit is the peak).
   const sampler = setInterval(() => {
-    peakRssMB(pid).then((mb) => (peak = Math.max(peak, mb)), () => undefined);
+    peakRssMB(pid).then(
+      (mb) => (peak = Math.max(peak, mb)),
+      () => undefined,
+    );
   }, 250);
   // Serial lines go to stderr too (as in nixpkgs); only the markers matter here.
   child.stderr.setEncoding("utf8");
@@ -96,16 +99,27 @@ try {
     if (began === undefined && tail.includes("flood: begins")) {
       const at = performance.now();
       void cpuSeconds(pid).then((cpu) => (began = { cpu, at }));
-      if (qemuPid !== undefined) void cpuSeconds(qemuPid).then((cpu) => (qemuCpu = -cpu), () => undefined);
+      if (qemuPid !== undefined)
+        void cpuSeconds(qemuPid).then(
+          (cpu) => (qemuCpu = -cpu),
+          () => undefined,
+        );
     }
     if (ended === undefined && tail.includes("flood: ends")) {
       const at = performance.now();
       void cpuSeconds(pid).then((cpu) => (ended = { cpu, at }));
-      if (qemuPid !== undefined) void cpuSeconds(qemuPid).then((cpu) => (qemuCpu += cpu), () => undefined);
-      void peakRssMB(pid).then((mb) => {
-        peak = Math.max(peak, mb);
-        peakAtFloodEnd = mb;
-      }, () => undefined);
+      if (qemuPid !== undefined)
+        void cpuSeconds(qemuPid).then(
+          (cpu) => (qemuCpu += cpu),
+          () => undefined,
+        );
+      void peakRssMB(pid).then(
+        (mb) => {
+          peak = Math.max(peak, mb);
+          peakAtFloodEnd = mb;
+        },
+        () => undefined,
+      );
     }
   });
   const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -123,10 +137,14 @@ try {
   console.log(`serial flood, ${seconds} s on the tiny guest (TCG), the driver CLI measured from outside:`);
   console.log(`  lines in the XML log   ${lines}  (${Math.round(lines / wall)} lines/s over ${wall.toFixed(1)} s)`);
   console.log(`  driver CPU             ${cpu.toFixed(2)} s  (${perLine.toFixed(1)} µs per line, ${((100 * cpu) / wall).toFixed(0)}% of a core)`);
-  console.log(`  QEMU CPU (the guest)    ${qemuCpu.toFixed(2)} s  (${((100 * qemuCpu) / wall).toFixed(0)}% of a core: the guest's share of a busy machine bounds the lines/s)`);
+  console.log(
+    `  QEMU CPU (the guest)    ${qemuCpu.toFixed(2)} s  (${((100 * qemuCpu) / wall).toFixed(0)}% of a core: the guest's share of a busy machine bounds the lines/s)`,
+  );
   console.log(`  driver peak RSS        ${peak.toFixed(0)} MB (VmHWM; ${peakAtFloodEnd.toFixed(0)} MB when the flood ended, the rest is the reports)`);
   console.log(`  log.xml / report.html  ${xmlMB.toFixed(1)} MB / ${reportMB.toFixed(2)} MB`);
-  console.log(`  load average           before ${loadBefore}, after ${await loadAverage()} (${(await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length} CPUs)`);
+  console.log(
+    `  load average           before ${loadBefore}, after ${await loadAverage()} (${(await readFile("/proc/cpuinfo", "utf8")).match(/^processor/gm)?.length} CPUs)`,
+  );
   // Issue 16's measurement of nixpkgs' 2022 Python driver on this class of machine (not re-measured in this run).
   const python = { lines: 323_436, cpu: 27.5, rss: 71 };
   console.log(

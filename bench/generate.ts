@@ -59,7 +59,12 @@ function script(nodes: number): string {
       "});",
     );
   }
-  lines.push(`const results = await Promise.allSettled([${name(0)}.succeed("true"), ${name(1)}.succeed("true")]);`, 'log(`${results.length} settled`);', `void ${name(0)}.execute("sync");`, `await ${name(1)}.waitForUnit(runtimeUnit("transient.scope"));`);
+  lines.push(
+    `const results = await Promise.allSettled([${name(0)}.succeed("true"), ${name(1)}.succeed("true")]);`,
+    "log(`${results.length} settled`);",
+    `void ${name(0)}.execute("sync");`,
+    `await ${name(1)}.waitForUnit(runtimeUnit("transient.scope"));`,
+  );
   return `${lines.join("\n")}\n`;
 }
 
@@ -76,7 +81,11 @@ function measure(dir: string, fresh: boolean, snapshot: boolean): Sample {
   if (fresh) rmSync(join(dir, "out", ".test.generated.key"), { force: true });
   const env = snapshot ? process.env : { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" };
   const started = performance.now();
-  const r = spawnSync(process.execPath, [CLI, "check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], { cwd: dir, encoding: "utf8", env });
+  const r = spawnSync(process.execPath, [CLI, "check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], {
+    cwd: dir,
+    encoding: "utf8",
+    env,
+  });
   const wall = performance.now() - started;
   if (r.status !== 0) throw new Error(`check failed:\n${r.stderr}`);
   const phases: Record<string, number> = {};
@@ -94,7 +103,9 @@ function nodeStartup(): number {
 }
 
 const rows: string[] = [];
-const load = loadavg().map((l) => l.toFixed(2)).join(" ");
+const load = loadavg()
+  .map((l) => l.toFixed(2))
+  .join(" ");
 console.log(`nixos-test-ts check, cold process each time (median of ${runs} runs; ${process.version}; ${cpus().length} cores, load ${load}):`);
 const bare = median(Array.from({ length: runs }, nodeStartup));
 console.log(`(\`node -e 0\` starts in ${Math.round(bare)} ms; "start" below is the wall time before the CLI's clock starts, "process" its clock.)`);

@@ -108,7 +108,11 @@ export function check(options: CheckOptions): CheckResult {
   // noEmitOnError stays off: it would type-check again in emit() (also under skipTypeCheck); we gate the emit ourselves.
   const compilerOptions: TS.CompilerOptions = { ...converted.options, outDir, sourceMap: true, noEmitOnError: false };
   if (options.nodeTypes && compilerOptions.typeRoots === undefined) {
-    findings.push({ severity: "error", code: "NTT_NODE_TYPES", message: "--node-types: @types/node is not installed where nixos-test-ts can find it (npm install @types/node)" });
+    findings.push({
+      severity: "error",
+      code: "NTT_NODE_TYPES",
+      message: "--node-types: @types/node is not installed where nixos-test-ts can find it (npm install @types/node)",
+    });
   }
 
   const host = ts.createCompilerHost(compilerOptions, true);
@@ -145,7 +149,9 @@ export function check(options: CheckOptions): CheckResult {
 
   if (!options.skipLint) {
     const files = program.getSourceFiles().filter((f) => !f.isDeclarationFile && f.fileName !== generatedPath && !f.fileName.includes("/node_modules/"));
-    findings.push(...lint(ts, program.getTypeChecker(), files, { manifest: options.manifest, strictPorts: options.strictPorts === true || options.manifest.strictPorts }));
+    findings.push(
+      ...lint(ts, program.getTypeChecker(), files, { manifest: options.manifest, strictPorts: options.strictPorts === true || options.manifest.strictPorts }),
+    );
   }
   lap("lint");
 
@@ -156,7 +162,14 @@ export function check(options: CheckOptions): CheckResult {
     emitted = emit(program, host, script, outDir, findings);
   }
   lap("emit");
-  return { findings, errors: findings.filter((f) => f.severity === "error").length, warnings: findings.filter((f) => f.severity === "warning").length, emitted, timings, reusedDeclarations };
+  return {
+    findings,
+    errors: findings.filter((f) => f.severity === "error").length,
+    warnings: findings.filter((f) => f.severity === "warning").length,
+    emitted,
+    timings,
+    reusedDeclarations,
+  };
 }
 
 /** Writes the JS and source maps; returns the entry script's JS. */

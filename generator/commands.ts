@@ -163,7 +163,12 @@ function program(argv: string[]): Command {
   ).action(async (script: string, driverArgs: string[], flags: CheckFlags) => {
     const outDir = flags.out ?? mkdtempSync(join(tmpdir(), "nixos-test-ts-"));
     try {
-      const { emitted, manifest } = await runCheck(script, flags, outDir, regenerateCommand(["generate", "--manifest", flags.manifest, "--out", outDir, script]));
+      const { emitted, manifest } = await runCheck(
+        script,
+        flags,
+        outDir,
+        regenerateCommand(["generate", "--manifest", flags.manifest, "--out", outDir, script]),
+      );
       if (emitted === undefined) {
         process.exitCode = EXIT_CHECK_FAILED;
         return;

@@ -12,9 +12,9 @@ import { bareServiceTypes } from "./units.js";
 import { SCRIPT_API_NAMES } from "../lib/script-symbols.js";
 
 // require, not import: Node's ES module loader would scan ts-morph for its named exports first.
-const { IndentationText, ModuleDeclarationKind, NewLineKind, Project, QuoteKind, StructureKind, VariableDeclarationKind } = createRequire(
-  import.meta.url,
-)("ts-morph") as typeof import("ts-morph");
+const { IndentationText, ModuleDeclarationKind, NewLineKind, Project, QuoteKind, StructureKind, VariableDeclarationKind } = createRequire(import.meta.url)(
+  "ts-morph",
+) as typeof import("ts-morph");
 
 /** Driver functions the runtime injects as globals (lib/script-symbols.ts); typed from the runtime's own exports. */
 const DRIVER_GLOBALS = SCRIPT_API_NAMES;
@@ -85,7 +85,7 @@ function header(manifest: Manifest, options: GenerateOptions): string {
     "// evaluated NixOS configurations. A test script uses them as globals, as in nixpkgs' Python",
     `// scripts (\`await ${example}.waitForUnit(…)\`), or imports them:`,
     `//   import { ${[...names, ...(alias ? [alias] : [])].slice(0, 3).join(", ")} } from "./test.generated.js";`,
-    "// A unit the configuration does not declare (created at run time) is `runtimeUnit(\"name.service\")`;",
+    '// A unit the configuration does not declare (created at run time) is `runtimeUnit("name.service")`;',
     "// a helper that takes any machine types its parameter as `TestMachine`.",
     "",
     "",
@@ -219,7 +219,11 @@ function machinesType(names: NodeNames[]): string {
 
 function vlansType(vlans: number[]): string {
   const doc = vlans.length > 0 ? "The test's vlans by number." : "The test's vlans by number: no node is on a vlan.";
-  return objectAlias("VLans", doc, vlans.map((nr) => `${nr}: VLan`));
+  return objectAlias(
+    "VLans",
+    doc,
+    vlans.map((nr) => `${nr}: VLan`),
+  );
 }
 
 /**
@@ -227,7 +231,10 @@ function vlansType(vlans: number[]): string {
  * a name, or a string used as a number, fails the check).
  */
 function valuesType(values: Record<string, JsonValue>): string {
-  const doc = Object.keys(values).length > 0 ? "Values computed by Nix for this test (testScript's `values`)." : "Values computed by Nix for this test: none (testScript's `values`).";
+  const doc =
+    Object.keys(values).length > 0
+      ? "Values computed by Nix for this test (testScript's `values`)."
+      : "Values computed by Nix for this test: none (testScript's `values`).";
   return `\n/** ${doc} */\nexport type Values = ${literalType(values, "")};`;
 }
 
@@ -277,14 +284,17 @@ function globals(manifest: Manifest, names: NodeNames[]): StatementStructures {
       constant("vlans", "VLans", "The test's vlans by number."),
       constant("values", "Values", "Values computed by Nix for this test (testScript's `values`)."),
       constant("runtimeUnit", "(name: string) => RuntimeUnit", "Marks a unit created at run time, which the configuration does not declare."),
-      constant("driver", "import(\"nixos-test-ts\").Driver"),
+      constant("driver", 'import("nixos-test-ts").Driver'),
       ...DRIVER_GLOBALS.map((name) => constant(name, `typeof import("nixos-test-ts").${name}`)),
     ].map((s) => ({ ...s, kind: StructureKind.VariableStatement }) as StatementStructures),
   };
 }
 
 function nodesOn(manifest: Manifest, nr: number): string {
-  return manifest.nodes.filter((n) => n.vlans.includes(nr)).map((n) => n.name).join(", ");
+  return manifest.nodes
+    .filter((n) => n.vlans.includes(nr))
+    .map((n) => n.name)
+    .join(", ");
 }
 
 function runtimeBindings(manifest: Manifest, names: NodeNames[]): StatementStructures[] {
@@ -319,7 +329,11 @@ function runtimeBindings(manifest: Manifest, names: NodeNames[]): StatementStruc
 function sortKeys(value: JsonValue): JsonValue {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map(sortKeys);
-  return Object.fromEntries(Object.keys(value).sort(compareNames).map((k) => [k, sortKeys(value[k] as JsonValue)]));
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort(compareNames)
+      .map((k) => [k, sortKeys(value[k] as JsonValue)]),
+  );
 }
 
 function runtimeUnitFunction(): StatementStructures {
@@ -329,7 +343,7 @@ function runtimeUnitFunction(): StatementStructures {
     name: "runtimeUnit",
     docs: [
       "The escape hatch for units the configuration does not declare (created at run time, user units):\n" +
-        "`machine.waitForUnit(runtimeUnit(\"foo.service\"))`. The name is passed on unchanged.",
+        '`machine.waitForUnit(runtimeUnit("foo.service"))`. The name is passed on unchanged.',
     ],
     parameters: [{ name: "name", type: "string" }],
     returnType: "RuntimeUnit",

@@ -80,13 +80,21 @@ class FileLinter {
       return;
     }
     if (!this.ts.isAwaitExpression(expression) && this.isPromiseArray(this.checker.getTypeAtLocation(expression))) {
-      this.report(expression, "lint/promise-array", "an array of promises that nobody awaits: wrap it in `await Promise.all(…)` (or `Promise.allSettled` to see every failure).");
+      this.report(
+        expression,
+        "lint/promise-array",
+        "an array of promises that nobody awaits: wrap it in `await Promise.all(…)` (or `Promise.allSettled` to see every failure).",
+      );
     }
   }
 
   private awaited(node: ts.AwaitExpression): void {
     if (this.isPromiseArray(this.checker.getTypeAtLocation(node.expression))) {
-      this.report(node, "lint/promise-array", "`await` of an array does not wait for the promises in it: use `await Promise.all(…)` (or `Promise.allSettled`).");
+      this.report(
+        node,
+        "lint/promise-array",
+        "`await` of an array does not wait for the promises in it: use `await Promise.all(…)` (or `Promise.allSettled`).",
+      );
     }
   }
 

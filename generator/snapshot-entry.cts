@@ -59,7 +59,9 @@ const options: TS.CompilerOptions = { ...converted.options, noEmit: true };
 const host = ts.createCompilerHost(options, true);
 const { getSourceFile } = host;
 host.getSourceFile = (fileName, languageVersion, onError, shouldCreate) =>
-  fileName === spec.root ? ts.createSourceFile(fileName, spec.rootText, languageVersion, true) : getSourceFile.call(host, fileName, languageVersion, onError, shouldCreate);
+  fileName === spec.root
+    ? ts.createSourceFile(fileName, spec.rootText, languageVersion, true)
+    : getSourceFile.call(host, fileName, languageVersion, onError, shouldCreate);
 const program = ts.createProgram({ rootNames: [spec.root], options, host });
 // The checker binds every file (symbols, flow nodes); a later program finds them bound and does not bind them again.
 program.getTypeChecker();
@@ -86,7 +88,9 @@ function warmUp(): void {
   const diagnostics = [...checked.getSyntacticDiagnostics(), ...checked.getGlobalDiagnostics(), ...checked.getSemanticDiagnostics()];
   // A warm-up test that no longer checks (the runtime's API changed) would warm the error paths instead: say so.
   if (diagnostics.length > 0) {
-    throw new Error(`the warm-up test (generator/snapshot.ts) does not check:\n${diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")).join("\n")}`);
+    throw new Error(
+      `the warm-up test (generator/snapshot.ts) does not check:\n${diagnostics.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")).join("\n")}`,
+    );
   }
   checked.emit(undefined, () => undefined);
 }

@@ -145,7 +145,10 @@ export async function buildSnapshot(): Promise<{ blob: string; bytes: number; re
   const partial = join(SNAPSHOT_DIR, `.${process.pid}.${Date.now()}.partial`);
   try {
     const spec = join(work, "spec.json");
-    writeFileSync(spec, JSON.stringify({ typescript: typescriptFile(), options: tsconfigOptions(), root: ROOT, rootText: ROOT_TEXT, key: optionsKey(), warmUp }));
+    writeFileSync(
+      spec,
+      JSON.stringify({ typescript: typescriptFile(), options: tsconfigOptions(), root: ROOT, rootText: ROOT_TEXT, key: optionsKey(), warmUp }),
+    );
     // tsc's CommonJS output sets exports.__esModule; a snapshot entry has no `exports`.
     const entry = join(work, "entry.cjs");
     writeFileSync(entry, `var exports = {};\n${readFileSync(ENTRY, "utf8")}`);
@@ -174,7 +177,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     const { blob, bytes, rebuilt } = await buildSnapshot();
     const what = rebuilt ? "built" : "kept (same declarations and code)";
-    process.stderr.write(`nixos-test-ts: ${what} the check's startup snapshot ${blob} (${(bytes / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(
+      `nixos-test-ts: ${what} the check's startup snapshot ${blob} (${(bytes / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s)\n`,
+    );
   } catch (error) {
     process.stderr.write(`nixos-test-ts: warning: no startup snapshot for the check (it will load TypeScript each time): ${(error as Error).message}\n`);
   }

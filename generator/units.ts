@@ -84,7 +84,9 @@ export function unitProblem(node: ManifestNode, all: readonly ManifestNode[], un
   return [
     `node ${node.name} declares no unit \`${full}\`${full === unit ? "" : ` (what systemd reads \`${unit}\` as)`}.`,
     near.length > 0 ? ` Nearest units of ${node.name}: ${near.map((u) => `\`${u}\``).join(", ")}.` : "",
-    others.length > 0 ? ` ${others.length === 1 ? "Node" : "Nodes"} ${others.join(", ")} ${others.length === 1 ? "has" : "have"} it: \`${others[0]}.${method}(…)\`?` : "",
-    " A unit created at run time goes through `runtimeUnit(\"…\")`.",
+    others.length > 0
+      ? ` ${others.length === 1 ? "Node" : "Nodes"} ${others.join(", ")} ${others.length === 1 ? "has" : "have"} it: \`${others[0]}.${method}(…)\`?`
+      : "",
+    ' A unit created at run time goes through `runtimeUnit("…")`.',
   ].join("");
 }

@@ -88,7 +88,10 @@ export function parseDriverConfiguration(json: unknown, source: string): DriverC
   for (const [field, name] of named) {
     const other = seen.get(name);
     if (other !== undefined) {
-      throw new ConfigError(`${source}: ${field}.name: ${other} and ${field} are both named ${JSON.stringify(name)}; machine names must be unique across vms and containers`, `${field}.name`);
+      throw new ConfigError(
+        `${source}: ${field}.name: ${other} and ${field} are both named ${JSON.stringify(name)}; machine names must be unique across vms and containers`,
+        `${field}.name`,
+      );
     }
     seen.set(name, field);
   }

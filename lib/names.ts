@@ -18,11 +18,15 @@ export function sanitiseName(name: string): string {
 
 /** Identifiers a `const` cannot be called, and globals every script needs. */
 const UNUSABLE_NAMES = new Set([
-  ...("break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
+  ...(
+    "break case catch class const continue debugger default delete do else enum export extends false finally for function if " +
     "import in instanceof new null return super switch this throw true try typeof var void while with yield let static implements " +
-    "interface package private protected public await").split(" "),
-  ...("undefined NaN Infinity globalThis eval arguments console process Object Array Promise Symbol Error JSON Math Date " +
-    "String Number Boolean RegExp Map Set").split(" "),
+    "interface package private protected public await"
+  ).split(" "),
+  ...(
+    "undefined NaN Infinity globalThis eval arguments console process Object Array Promise Symbol Error JSON Math Date " +
+    "String Number Boolean RegExp Map Set"
+  ).split(" "),
   ...SCRIPT_SYMBOLS_LIST.map((s) => s.name),
   ...GENERATED_IMPORTS,
 ]);

@@ -44,7 +44,9 @@ export const SCRIPT_SYMBOLS_LIST = [
 /** The functions "nixos-test-ts" exports for scripts, which are also their globals. */
 export type ScriptApiName = Extract<(typeof SCRIPT_SYMBOLS_LIST)[number], { kind: "api" }>["name"];
 
-export const SCRIPT_API_NAMES: readonly ScriptApiName[] = SCRIPT_SYMBOLS_LIST.filter((s): s is Extract<(typeof SCRIPT_SYMBOLS_LIST)[number], { kind: "api" }> => s.kind === "api").map((s) => s.name);
+export const SCRIPT_API_NAMES: readonly ScriptApiName[] = SCRIPT_SYMBOLS_LIST.filter(
+  (s): s is Extract<(typeof SCRIPT_SYMBOLS_LIST)[number], { kind: "api" }> => s.kind === "api",
+).map((s) => s.name);
 
 /** What test.generated.ts imports from the runtime: a node must not take these names either. */
 export const GENERATED_IMPORTS = ["currentDriver", "getMachine"] as const;

@@ -287,7 +287,7 @@ function unitsByMachine(manifest: Manifest): Record<string, string[]> {
 function replBanner(driver: Driver): string {
   return [
     "nixos-test-ts interactive driver. In scope: " + Object.keys(driver.testSymbols()).join(", ") + ", runTests, testScript.",
-    "Top-level await works (await machine.succeed(\"uname -a\")); TypeScript annotations are accepted.",
+    'Top-level await works (await machine.succeed("uname -a")); TypeScript annotations are accepted.',
     ".shell <machine> opens a root shell; Ctrl-C cancels a running command; .exit stops every machine.",
   ].join("\n");
 }
@@ -306,7 +306,8 @@ function pauseOnFailure(driver: Driver): (error: unknown, machine: string | unde
       };
     await startRepl(driver, {
       runTests: () => Promise.reject(new Error("runTests() is not available while the test is paused")),
-      banner: "The test is paused; the VMs keep running. Inspect with the test's symbols (top-level await works), then:\n" +
+      banner:
+        "The test is paused; the VMs keep running. Inspect with the test's symbols (top-level await works), then:\n" +
         "  .retry     run the failed step again\n  .continue  go on as if it had not failed (it returns undefined)\n  .abort     fail the test (also .exit / Ctrl-D)",
       commands: {
         retry: { help: "Run the failed step again", action: choose("retry") },

@@ -12,7 +12,12 @@ export function tail(text: string, lines = OUTPUT_TAIL_LINES): string {
 }
 
 function indented(text: string): string {
-  return text === "" ? "    (no output)" : text.split("\n").map((l) => `    ${l}`).join("\n");
+  return text === ""
+    ? "    (no output)"
+    : text
+        .split("\n")
+        .map((l) => `    ${l}`)
+        .join("\n");
 }
 
 /** Something about one machine went wrong; the machine's name is always known. */
@@ -60,11 +65,9 @@ export class UnitFailedError extends MachineError {
   readonly journal: string;
 
   constructor(machine: string, unit: string, why: string, status: string, journal: string) {
-    super(
-      machine,
-      `unit ${unit} ${why}\n  systemctl status:\n${indented(tail(status))}\n  last journal lines:\n${indented(tail(journal))}`,
-      { code: "NTT_UNIT_FAILED" },
-    );
+    super(machine, `unit ${unit} ${why}\n  systemctl status:\n${indented(tail(status))}\n  last journal lines:\n${indented(tail(journal))}`, {
+      code: "NTT_UNIT_FAILED",
+    });
     this.unit = unit;
     this.status = status;
     this.journal = journal;
@@ -95,11 +98,9 @@ export class MachineCrashedError extends MachineError {
 
   constructor(machine: string, doing: string, exitCode: number | null, signal: string | null, serialTail: string, process = "QEMU") {
     const how = signal !== null ? `was killed by ${signal}` : `exited with status ${exitCode}`;
-    super(
-      machine,
-      `${process} ${how} while ${doing}\n  last ${process === "QEMU" ? "serial" : "console"} output:\n${indented(serialTail)}`,
-      { code: "NTT_MACHINE_CRASHED" },
-    );
+    super(machine, `${process} ${how} while ${doing}\n  last ${process === "QEMU" ? "serial" : "console"} output:\n${indented(serialTail)}`, {
+      code: "NTT_MACHINE_CRASHED",
+    });
     this.exitCode = exitCode;
     this.signal = signal;
     this.serialTail = serialTail;

@@ -5,15 +5,7 @@
 export { Driver, type DriverOptions, type SubtestResult } from "./driver/driver.js";
 export { VLan } from "./host/vlan.js";
 export { Machine, type ContainerMachine, type MachineKind } from "./machine/index.js";
-export type {
-  CommandOptions,
-  ExecuteOptions,
-  ExecuteResult,
-  PortOptions,
-  StartOptions,
-  UnitOptions,
-  WaitOptions,
-} from "./machine/index.js";
+export type { CommandOptions, ExecuteOptions, ExecuteResult, PortOptions, StartOptions, UnitOptions, WaitOptions } from "./machine/index.js";
 export { QmpClient, type QmpEvent } from "./machine/index.js";
 export { PollingCondition, type PollingConditionOptions } from "./driver/polling-condition.js";
 export type { RetryOptions } from "./driver/polling.js";

@@ -45,7 +45,10 @@ export function prerequisites(tier, repo) {
     needGuest(problems, repo, "container");
   }
   if (tier === "nix") {
-    needCommands(problems, [["nix", "nix-bin"], ["qemu-system-x86_64", "qemu-system-x86"]]);
+    needCommands(problems, [
+      ["nix", "nix-bin"],
+      ["qemu-system-x86_64", "qemu-system-x86"],
+    ]);
     if (has("nix")) {
       const config = spawnSync("nix", ["--extra-experimental-features", "nix-command", "show-config"], { encoding: "utf8" });
       const group = /^build-users-group = (.*)$/m.exec(config.stdout ?? "")?.[1]?.trim() ?? "";

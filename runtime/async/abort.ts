@@ -85,8 +85,7 @@ export function deadline(
   const controller = new AbortController();
   const ms = toMs(timeoutSeconds);
   const end = ms === undefined ? Infinity : Date.now() + ms;
-  const timer =
-    ms === undefined ? undefined : setTimeout(() => controller.abort(makeError(timeoutSeconds as number)), ms);
+  const timer = ms === undefined ? undefined : setTimeout(() => controller.abort(makeError(timeoutSeconds as number)), ms);
   const all = AbortSignal.any([controller.signal, ...signals.filter((s): s is AbortSignal => s !== undefined)]);
   return {
     signal: all,

@@ -95,7 +95,8 @@ export const t = {
       if (i === -1) missing.push(x);
       else rest.splice(i, 1);
     }
-    if (missing.length > 0 || rest.length > 0) fail(`Element counts were not equal: first has ${show(missing)} more, second has ${show(rest)} more`, msg, t.assertCountEqual);
+    if (missing.length > 0 || rest.length > 0)
+      fail(`Element counts were not equal: first has ${show(missing)} more, second has ${show(rest)} more`, msg, t.assertCountEqual);
   },
   /**
    * `with self.assertRaises(E):` is `await t.assertRaises(E, async () => …)`:

@@ -115,21 +115,24 @@ export class Driver {
   private readonly testHooks: ShellTestHooks | undefined;
 
   private newMachine(name: string, startScript: string, keepVmState: boolean, kind: "vm" | "container" = "vm"): Machine {
-    return new Machine({
-      name,
-      startScript,
-      stateRoot: this.stateRoot,
-      sharedDir: this.sharedDir,
-      outDir: this.outDir,
-      keepVmState,
-      logger: this.logger,
-      signal: this.controller.signal,
-      env: this.env,
-      beforeCommand: () => this.checkPollingConditions(),
-      interruptSignal: () => this.interruptController.signal,
-      onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
-      ...(this.testHooks === undefined ? {} : { testHooks: this.testHooks }),
-    }, machineBackend(kind));
+    return new Machine(
+      {
+        name,
+        startScript,
+        stateRoot: this.stateRoot,
+        sharedDir: this.sharedDir,
+        outDir: this.outDir,
+        keepVmState,
+        logger: this.logger,
+        signal: this.controller.signal,
+        env: this.env,
+        beforeCommand: () => this.checkPollingConditions(),
+        interruptSignal: () => this.interruptController.signal,
+        onFailure: (error, machine) => this.failureHook?.(error, machine) ?? Promise.resolve("throw"),
+        ...(this.testHooks === undefined ? {} : { testHooks: this.testHooks }),
+      },
+      machineBackend(kind),
+    );
   }
 
   /**
@@ -142,7 +145,8 @@ export class Driver {
   createMachine(startCommand: string, options: { name?: string; keepMachineState?: boolean } = {}): Machine {
     if (typeof startCommand !== "string" || startCommand.trim() === "") throw new UsageError("createMachine: the start command must be a non-empty string");
     const name = options.name ?? /run-(.+)-vm$/.exec(startCommand.trim())?.[1] ?? "machine";
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) throw new UsageError(`createMachine: machine name ${JSON.stringify(name)}: use letters, digits, '_', '.', '-'`);
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name))
+      throw new UsageError(`createMachine: machine name ${JSON.stringify(name)}: use letters, digits, '_', '.', '-'`);
     if (this.machines[name] !== undefined) {
       throw new UsageError(`createMachine: a machine named ${JSON.stringify(name)} exists already; pass { name: "<another name>" }`);
     }
@@ -231,7 +235,8 @@ export class Driver {
             return this.subtestStack.run([...parents, name], fn);
           }),
         // A failure the pause already offered (a failed command inside) is not offered twice.
-        (error) => (this.failureHook === undefined || this.signal.aborted || this.offered.has(error as object) ? undefined : this.failureHook(error, undefined)),
+        (error) =>
+          this.failureHook === undefined || this.signal.aborted || this.offered.has(error as object) ? undefined : this.failureHook(error, undefined),
       );
     } catch (error) {
       failure = error ?? new Error("undefined was thrown");

@@ -30,10 +30,7 @@ export const DEFAULT_WAIT_TIMEOUT = 900;
  * time is up, `fn(true)` a last time (so it can log why it keeps failing) and
  * fail if that is false too. The tries back off instead of sleeping a fixed 1 s.
  */
-export async function retry(
-  fn: (lastTry: boolean, signal: AbortSignal | undefined) => boolean | Promise<boolean>,
-  options: RetryOptions = {},
-): Promise<void> {
+export async function retry(fn: (lastTry: boolean, signal: AbortSignal | undefined) => boolean | Promise<boolean>, options: RetryOptions = {}): Promise<void> {
   const timeout = options.timeout === undefined ? DEFAULT_WAIT_TIMEOUT : options.timeout;
   const what = options.what ?? "retry";
   const outer = options.signal;

@@ -85,7 +85,10 @@ export function getMachine(name: string): Machine {
  * Every function lib/script-symbols.ts lists for scripts, by name: a name
  * listed there without an export here does not compile.
  */
-export const SCRIPT_API = { startAll, joinAll, subtest, retry, pollingCondition, log, t, serialStdoutOn, serialStdoutOff, createMachine } satisfies Record<ScriptApiName, unknown>;
+export const SCRIPT_API = { startAll, joinAll, subtest, retry, pollingCondition, log, t, serialStdoutOn, serialStdoutOff, createMachine } satisfies Record<
+  ScriptApiName,
+  unknown
+>;
 
 /**
  * nixpkgs' `create_machine(start_command, name=…, keep_machine_state=…)`: a

@@ -29,11 +29,13 @@ export function checkHostTools(
   vlans: readonly number[],
   containers: ReadonlyArray<{ name: string; startScript: string }> = [],
 ): void {
-  if (containers.length > 0) checkContainerTools(containers.map((c) => c.name), vlans);
-  if (vlans.length > 0 && which("vde_switch") === undefined) {
-    throw new ConfigError(
-      `vlans ${vlans.join(", ")} need vde_switch, which is not on PATH: install vde2 (Debian: apt-get install vde2; Nix: pkgs.vde2)`,
+  if (containers.length > 0)
+    checkContainerTools(
+      containers.map((c) => c.name),
+      vlans,
     );
+  if (vlans.length > 0 && which("vde_switch") === undefined) {
+    throw new ConfigError(`vlans ${vlans.join(", ")} need vde_switch, which is not on PATH: install vde2 (Debian: apt-get install vde2; Nix: pkgs.vde2)`);
   }
   for (const { name, startScript } of startScripts) {
     const path = startScript.trim().split(/\s+/)[0] ?? "";

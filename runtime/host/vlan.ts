@@ -56,15 +56,27 @@ export class VLan {
     mkdirSync(join(socket, ".."), { recursive: true });
     let term: pty.IPty;
     try {
-      term = pty.spawn("vde_switch", ["--sock", socket, "--dirmode", "0700", "--hub"], { name: "dumb", cols: 200, rows: 24, env: process.env as Record<string, string> });
+      term = pty.spawn("vde_switch", ["--sock", socket, "--dirmode", "0700", "--hub"], {
+        name: "dumb",
+        cols: 200,
+        rows: 24,
+        env: process.env as Record<string, string>,
+      });
     } catch (error) {
-      throw new MachineError(`vlan${nr}`, `cannot start vde_switch (${(error as Error).message}); install vde2 (Debian: apt-get install vde2; Nix: pkgs.vde2)`, { cause: error });
+      throw new MachineError(
+        `vlan${nr}`,
+        `cannot start vde_switch (${(error as Error).message}); install vde2 (Debian: apt-get install vde2; Nix: pkgs.vde2)`,
+        { cause: error },
+      );
     }
     const untrack = track(term.pid);
     let output = "";
     const exited = new Promise<void>((resolve) => term.onExit(() => resolve()));
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new MachineError(`vlan${nr}`, `vde_switch did not answer showinfo within ${HANDSHAKE_MS / 1000} s; its output:\n${output}`)), HANDSHAKE_MS);
+      const timer = setTimeout(
+        () => reject(new MachineError(`vlan${nr}`, `vde_switch did not answer showinfo within ${HANDSHAKE_MS / 1000} s; its output:\n${output}`)),
+        HANDSHAKE_MS,
+      );
       term.onData((data) => {
         output += data;
         if (output.includes(READY)) {
@@ -150,7 +162,10 @@ class Tap {
       }
       await new Promise((r) => setTimeout(r, 20));
     }
-    withVlanLock(nr, `ip link show br${nr} >/dev/null 2>&1 || { ip link add br${nr} type bridge && ip link set br${nr} up && ip addr add 192.168.${nr}.254/24 dev br${nr}; }; ip link set ${name} master br${nr} && ip link set ${name} up`);
+    withVlanLock(
+      nr,
+      `ip link show br${nr} >/dev/null 2>&1 || { ip link add br${nr} type bridge && ip link set br${nr} up && ip addr add 192.168.${nr}.254/24 dev br${nr}; }; ip link set ${name} master br${nr} && ip link set ${name} up`,
+    );
     return tap;
   }
 
@@ -161,7 +176,10 @@ class Tap {
     this.untrack();
     // The bridge goes once nothing is plugged in (the containers' scripts do the same).
     try {
-      withVlanLock(this.nr, `if ip link show br${this.nr} >/dev/null 2>&1 && [ -z "$(ip -o link show master br${this.nr})" ]; then ip link delete br${this.nr}; fi`);
+      withVlanLock(
+        this.nr,
+        `if ip link show br${this.nr} >/dev/null 2>&1 && [ -z "$(ip -o link show master br${this.nr})" ]; then ip link delete br${this.nr}; fi`,
+      );
     } catch {
       // best effort: a container still on the bridge removes it when it goes
     }

@@ -111,7 +111,13 @@ export class RecordSink implements LogSink {
 
   close(frame: LogFrame, seconds: number, error: unknown): void {
     const verb = error === undefined ? "finished" : "failed";
-    this.push(error === undefined ? "info" : "error", frame.attrs.machine, `(${verb}: ${frame.message}, in ${seconds.toFixed(2)} seconds)`, frame.depth, frame.id);
+    this.push(
+      error === undefined ? "info" : "error",
+      frame.attrs.machine,
+      `(${verb}: ${frame.message}, in ${seconds.toFixed(2)} seconds)`,
+      frame.depth,
+      frame.id,
+    );
     if (this.spanFrames.delete(frame.id)) {
       this.addSpan({
         machine: frame.attrs.machine as string,
@@ -146,9 +152,7 @@ export class RecordSink implements LogSink {
   /** The consoles, by machine name; their files are complete once this returns. */
   serialConsoles(): SerialRecord[] {
     this.flush();
-    return [...this.serialFiles.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([machine, f]) => ({ machine, path: f.path, lines: f.lines }));
+    return [...this.serialFiles.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([machine, f]) => ({ machine, path: f.path, lines: f.lines }));
   }
 
   /** Closes the console files (the report has been written). */

@@ -41,8 +41,7 @@ export class TerminalSink implements LogSink {
   line(level: LogLevel, message: string, attrs: LogAttrs, frame: LogFrame | undefined): void {
     if (LOG_LEVELS.indexOf(level) < this.minLevel) return;
     const text = prefix(attrs) + message;
-    const painted =
-      level === "error" ? this.paint(style.red, `!!! ${text}`) : level === "warning" ? this.paint(style.yellow, text) : text;
+    const painted = level === "error" ? this.paint(style.red, `!!! ${text}`) : level === "warning" ? this.paint(style.yellow, text) : text;
     this.write(painted, depthOf(frame));
   }
 

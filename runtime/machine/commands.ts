@@ -110,7 +110,8 @@ export class Commands {
       this.m.logger.nested(`waiting for ${String(pattern)} to appear on the console`, { machine: this.m.name }, async () => {
         if (typeof pattern === "string") refusePythonRegex(pattern, this.m.name);
         // Multi-line, as Python's `$` also matches before the newline that ends each line.
-        const regex = typeof pattern === "string" ? new RegExp(pattern, "m") : pattern.flags.includes("m") ? pattern : new RegExp(pattern.source, `${pattern.flags}m`);
+        const regex =
+          typeof pattern === "string" ? new RegExp(pattern, "m") : pattern.flags.includes("m") ? pattern : new RegExp(pattern.source, `${pattern.flags}m`);
         const timeout = options.timeout === undefined ? null : options.timeout;
         const budget = deadline(
           [this.m.signal, options.signal],
@@ -167,10 +168,7 @@ export class Commands {
           const name = basename(source);
           await cp(source, join(hostTmp, name), { recursive: true, preserveTimestamps: true });
           const guestSrc = `/tmp/shared/${basename(hostTmp)}/${name}`;
-          await this.mustSucceed(
-            `mkdir -p ${shellQuote(dirname(target))} && cp -r ${shellQuote(guestSrc)} ${shellQuote(target)}`,
-            options,
-          );
+          await this.mustSucceed(`mkdir -p ${shellQuote(dirname(target))} && cp -r ${shellQuote(guestSrc)} ${shellQuote(target)}`, options);
         } finally {
           await rm(hostTmp, { recursive: true, force: true });
         }
@@ -237,7 +235,12 @@ export class Commands {
           await this.pollInGuest(`waiting for ${success ? "success" : "failure"} of \`${command}\``, command, options, success, last);
         } catch (error) {
           if (error instanceof TimeoutError && last.result !== undefined) {
-            throw new TimeoutError(error.what, error.timeout, this.m.name, `  last exit code ${last.result.exitCode}, output:\n${last.result.output.replace(/^/gm, "    ")}`.trimEnd());
+            throw new TimeoutError(
+              error.what,
+              error.timeout,
+              this.m.name,
+              `  last exit code ${last.result.exitCode}, output:\n${last.result.output.replace(/^/gm, "    ")}`.trimEnd(),
+            );
           }
           throw error;
         }
@@ -268,7 +271,11 @@ export class Commands {
         // The guest stops a little before the host's deadline, so its answer, not a cancellation, ends the wait.
         const remainingMs = unlimited ? null : Math.max(0, (limit as number) * 1000 - (performance.now() - began) - 200);
         const timeout = remainingMs === null ? null : Math.ceil(remainingMs / 1000) + PROBE_TIMEOUT;
-        last.result = await this.m.run(command, { ...(signal ? { signal } : {}), timeout }, { until: success ? "success" : "failure", durationMs: remainingMs });
+        last.result = await this.m.run(
+          command,
+          { ...(signal ? { signal } : {}), timeout },
+          { until: success ? "success" : "failure", durationMs: remainingMs },
+        );
         return (last.result.exitCode === 0) === success;
       },
       { ...options, what, machine: this.m.name },

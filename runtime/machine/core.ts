@@ -224,7 +224,11 @@ export class MachineCore {
   async waitForQmpEvent(filter: (event: QmpEvent) => boolean, options: WaitOptions = {}): Promise<QmpEvent> {
     return this.api(async () => {
       const qmp = this.qmp;
-      const budget = deadline([this.signal, options.signal], options.timeout === undefined ? QMP_EVENT_TIMEOUT : options.timeout, timeoutError("waiting for a QMP event", this.name));
+      const budget = deadline(
+        [this.signal, options.signal],
+        options.timeout === undefined ? QMP_EVENT_TIMEOUT : options.timeout,
+        timeoutError("waiting for a QMP event", this.name),
+      );
       try {
         return await qmp.waitForEvent(filter, budget.signal);
       } finally {
@@ -258,8 +262,16 @@ export class MachineCore {
       const r = this.running;
       if (r === undefined || !r.connected || !r.running) throw await this.crashedWhile(`running \`${command}\``);
       const hostMs = seconds === 0 ? null : (seconds * 1000 + HOST_GRACE_MS) / 1000;
-      const budget = deadline(signals, hostMs, (s) =>
-        new TimeoutError(`command \`${command}\``, s, this.name, `the guest did not answer within its ${seconds} s timeout plus ${HOST_GRACE_MS / 1000} s: it may be hung or overloaded`),
+      const budget = deadline(
+        signals,
+        hostMs,
+        (s) =>
+          new TimeoutError(
+            `command \`${command}\``,
+            s,
+            this.name,
+            `the guest did not answer within its ${seconds} s timeout plus ${HOST_GRACE_MS / 1000} s: it may be hung or overloaded`,
+          ),
       );
       const promise = r.run(command, seconds, budget.signal, poll);
       if (options.checkOutput === false) {
@@ -303,7 +315,11 @@ export class MachineCore {
   async waitForShellRestart(since: number, options: WaitOptions = {}): Promise<void> {
     const shell = this.vmBoot()?.shell;
     if (shell === undefined) throw new UsageError(`${this.name}: no backdoor shell to wait for (switchRoot needs a VM)`);
-    const budget = deadline([this.signal, options.signal], options.timeout === undefined ? 900 : options.timeout, timeoutError("waiting for the backdoor shell to start again", this.name));
+    const budget = deadline(
+      [this.signal, options.signal],
+      options.timeout === undefined ? 900 : options.timeout,
+      timeoutError("waiting for the backdoor shell to start again", this.name),
+    );
     try {
       await shell.waitForRestart(since, budget.signal);
     } finally {
@@ -420,7 +436,9 @@ export class MachineCore {
         const winner = await Promise.race([ready, tick, r.exited.then(() => "exited" as const)]);
         if (winner === "ready") break;
         if (winner === "exited") {
-          throw await this.crashedWhile(this.kind === "vm" ? "booting (before the backdoor shell started)" : "booting (before systemd reported Startup finished)");
+          throw await this.crashedWhile(
+            this.kind === "vm" ? "booting (before the backdoor shell started)" : "booting (before systemd reported Startup finished)",
+          );
         }
         if (signal?.aborted) throw abortReason(signal);
         if (r.silentFor >= SILENCE_HINT_MS) {
@@ -499,7 +517,9 @@ export class MachineCore {
       this.log(`${what} ${how}`);
     } else {
       this.crashed = this.crashError("the test still needed it", r);
-      this.logger.error(`${what} ${how} unexpectedly; last ${this.kind === "vm" ? "serial" : "console"} output:\n${this.console.tail(10)}`, { machine: this.name });
+      this.logger.error(`${what} ${how} unexpectedly; last ${this.kind === "vm" ? "serial" : "console"} output:\n${this.console.tail(10)}`, {
+        machine: this.name,
+      });
     }
     r.fail(this.crashed ?? new MachineError(this.name, `the machine is not running (${what} ${how})`));
     r.close();
@@ -513,7 +533,14 @@ export class MachineCore {
 
   private crashError(doing: string, r: Boot | undefined): MachineCrashedError {
     const status = r?.exitStatus;
-    return new MachineCrashedError(this.name, doing, status?.code ?? null, status?.signal ?? null, this.console.tail(20), this.kind === "vm" ? "QEMU" : "systemd-nspawn");
+    return new MachineCrashedError(
+      this.name,
+      doing,
+      status?.code ?? null,
+      status?.signal ?? null,
+      this.console.tail(20),
+      this.kind === "vm" ? "QEMU" : "systemd-nspawn",
+    );
   }
 }
 

@@ -77,8 +77,8 @@ export function flowWindow(wmemDefault: number): number {
 export const LISTENING_FUNCTION = [
   "__ntt_listening() {",
   "  local p x; local -a l; printf -v p '%04X' \"$1\"",
-  "  { mapfile -t l < /proc/net/tcp; mapfile -t -O \"${#l[@]}\" l < /proc/net/tcp6; } 2>/dev/null",
-  "  for x in \"${l[@]}\"; do",
+  '  { mapfile -t l < /proc/net/tcp; mapfile -t -O "${#l[@]}" l < /proc/net/tcp6; } 2>/dev/null',
+  '  for x in "${l[@]}"; do',
   "    [[ $x =~ ^\\ *[0-9]+:\\ (00000000|0100007F|0{32}|0{24}01000000|0{16}FFFF00000100007F):$p\\ [0-9A-F]+:0000\\ 0A ]] && return 0",
   "  done",
   "  return 1",
@@ -123,85 +123,85 @@ export const LISTENING_FUNCTION = [
 export const PREAMBLE = [
   "exec {__ntt_in}<&0",
   "__ntt_d=/tmp/.ntt-d; [[ -d /dev/shm && -w /dev/shm ]] && __ntt_d=/dev/shm/.ntt-d",
-  "[[ -d $__ntt_d ]] || mkdir -p \"$__ntt_d\"; : > \"$__ntt_d/killed\"",
+  '[[ -d $__ntt_d ]] || mkdir -p "$__ntt_d"; : > "$__ntt_d/killed"',
   // Pauses between the tries of a poll: `read -t` on a fifo nobody writes to is a sleep without a process.
-  "__ntt_nap() { sleep \"$1\"; }",
-  "if [[ -p $__ntt_d/nap ]] || mkfifo \"$__ntt_d/nap\" 2>/dev/null; then exec {__ntt_sl}<>\"$__ntt_d/nap\"; __ntt_nap() { read -r -t \"$1\" -u \"$__ntt_sl\" __ntt_m; }; fi",
+  '__ntt_nap() { sleep "$1"; }',
+  'if [[ -p $__ntt_d/nap ]] || mkfifo "$__ntt_d/nap" 2>/dev/null; then exec {__ntt_sl}<>"$__ntt_d/nap"; __ntt_nap() { read -r -t "$1" -u "$__ntt_sl" __ntt_m; }; fi',
   ...LISTENING_FUNCTION,
   // Whether a process left behind by the command still has its stdout open on
   // the output file ($1): as with nixpkgs' pipe, the answer waits for it.
   "__ntt_held() { local f; for f in /proc/[0-9]*/fd/1; do [[ $f -ef $1 ]] && return 0; done 2>/dev/null; return 1; }",
   "__ntt_kill_tree() {",
-  "  local t c k; [[ $1 == \"$BASHPID\" ]] && return; kill -STOP \"$1\" 2>/dev/null",
-  "  for t in /proc/$1/task/*/children; do read -ra k < \"$t\"; for c in \"${k[@]}\"; do __ntt_kill_tree \"$c\"; done; done 2>/dev/null",
-  "  kill -KILL \"$1\" 2>/dev/null",
+  '  local t c k; [[ $1 == "$BASHPID" ]] && return; kill -STOP "$1" 2>/dev/null',
+  '  for t in /proc/$1/task/*/children; do read -ra k < "$t"; for c in "${k[@]}"; do __ntt_kill_tree "$c"; done; done 2>/dev/null',
+  '  kill -KILL "$1" 2>/dev/null',
   "}",
   "__ntt_kill() {",
-  "  local p x e; read -r p < \"$__ntt_d/pid\" && __ntt_kill_tree \"$p\"",
+  '  local p x e; read -r p < "$__ntt_d/pid" && __ntt_kill_tree "$p"',
   "  for p in /proc/[0-9]*; do",
   "    mapfile -d '' -t e < \"$p/environ\" || continue",
-  "    for x in \"${e[@]}\"; do [[ $x == \"__NTT_CMD=$1\" ]] && { kill -KILL \"${p#/proc/}\"; break; }; done",
+  '    for x in "${e[@]}"; do [[ $x == "__NTT_CMD=$1" ]] && { kill -KILL "${p#/proc/}"; break; }; done',
   "  done 2>/dev/null",
   "}",
   // The data port's device, when the host has one and the guest's kernel made it: "__ntt_dport <name>" sets it.
   "__ntt_dd=",
   "__ntt_dport() { local f n; __ntt_dd=; for f in /sys/class/virtio-ports/*/name; do",
-  "  read -r n < \"$f\" && [[ $n == \"$1\" ]] && f=${f%/name} && [[ -c /dev/${f##*/} ]] && { __ntt_dd=/dev/${f##*/}; return; }",
+  '  read -r n < "$f" && [[ $n == "$1" ]] && f=${f%/name} && [[ -c /dev/${f##*/} ]] && { __ntt_dd=/dev/${f##*/}; return; }',
   "done 2>/dev/null; }",
   // Answer $1 (status $2, file $3, $4 bytes) through the data port: the data, then the console's note.
   // False, before anything reached the console, when the port could not be written.
   "__ntt_data() {",
-  "  local __ntt_x; printf -v __ntt_x '\\036NTD %s %s\\037' \"$1\" \"$4\"",
-  "  { { echo -n \"$__ntt_x\"; cat -- \"$3\"; } > \"$__ntt_dd\"; } 2>/dev/null || return 1",
-  "  printf -v __ntt_x '\\036NTD %s %s %s\\037' \"$1\" \"$2\" \"$4\"; echo \"$__ntt_x\"",
+  '  local __ntt_x; printf -v __ntt_x \'\\036NTD %s %s\\037\' "$1" "$4"',
+  '  { { echo -n "$__ntt_x"; cat -- "$3"; } > "$__ntt_dd"; } 2>/dev/null || return 1',
+  '  printf -v __ntt_x \'\\036NTD %s %s %s\\037\' "$1" "$2" "$4"; echo "$__ntt_x"',
   "}",
   // Sends file $3 as the answer of command $1 with status $2, window $4.
   "__ntt_send() {",
   "  local LC_ALL=C __ntt_s= __ntt_p=-1 __ntt_x __ntt_k; __ntt_last=$3 __ntt_last_r=$2",
   // Up to a block, stopping at the first NUL (which `read` drops): the file's offset after it equals the
   // length read only if there was none. (-N would skip NULs and read on: a file of zeros whole, byte by byte.)
-  "  if exec {__ntt_k}<\"$3\"; then",
+  '  if exec {__ntt_k}<"$3"; then',
   `    IFS= read -r -d '' -n ${BLOCK} -u "$__ntt_k" __ntt_s`,
-  "    read -r __ntt_x __ntt_p < \"/proc/$BASHPID/fdinfo/$__ntt_k\" || __ntt_p=-1",
+  '    read -r __ntt_x __ntt_p < "/proc/$BASHPID/fdinfo/$__ntt_k" || __ntt_p=-1',
   "    exec {__ntt_k}<&-",
   "  fi 2>/dev/null",
   `  if [[ $__ntt_p == "\${#__ntt_s}" ]] && (( __ntt_p < ${BLOCK} )); then`,
   // echo, not printf: bash's printf writes %s a character at a time (~1 µs each under TCG), echo in one go;
   // the header first, so the output is never taken for an option of echo.
-  "    printf -v __ntt_x '\\036NTR %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_p\"; echo \"$__ntt_x$__ntt_s\"; return",
+  '    printf -v __ntt_x \'\\036NTR %s %s %s\\037\' "$1" "$2" "$__ntt_p"; echo "$__ntt_x$__ntt_s"; return',
   "  fi",
-  "  __ntt_s=$(wc -c < \"$3\") || __ntt_s=0",
-  "  if [[ -n $__ntt_dd ]] && __ntt_data \"$1\" \"$2\" \"$3\" \"$__ntt_s\"; then return; fi",
+  '  __ntt_s=$(wc -c < "$3") || __ntt_s=0',
+  '  if [[ -n $__ntt_dd ]] && __ntt_data "$1" "$2" "$3" "$__ntt_s"; then return; fi',
   `  if (( __ntt_s < ${BLOCK} )); then __ntt_blocks "$@"; return; fi`,
   // A large answer: streamed by base64 itself (bash would touch every byte,
   // ~2 µs each under TCG); if the host lost bytes it asks for it again with
   // flow control (__ntt_resend), so the file stays until the next command.
-  "  printf -v __ntt_x '\\036NTS %s %s %s\\037' \"$1\" \"$2\" \"$(( (__ntt_s + 2) / 3 * 4 ))\"",
-  "  echo -n \"$__ntt_x\"; base64 -w 0 \"$3\"; echo",
+  '  printf -v __ntt_x \'\\036NTS %s %s %s\\037\' "$1" "$2" "$(( (__ntt_s + 2) / 3 * 4 ))"',
+  '  echo -n "$__ntt_x"; base64 -w 0 "$3"; echo',
   "}",
   // The same answer once more, in blocks with flow control.
-  "__ntt_resend() { [[ $__ntt_last == */\"$1\" ]] && __ntt_blocks \"$1\" \"$__ntt_last_r\" \"$__ntt_last\" \"$2\"; }",
+  '__ntt_resend() { [[ $__ntt_last == */"$1" ]] && __ntt_blocks "$1" "$__ntt_last_r" "$__ntt_last" "$2"; }',
   "__ntt_blocks() {",
   "  local LC_ALL=C __ntt_n __ntt_i __ntt_a __ntt_len=0; local -a __ntt_l",
   `  base64 -w ${BLOCK} "$3" > "$3.b64"; mapfile -t __ntt_l < "$3.b64"; : > "$3.b64"`,
   "  __ntt_n=${#__ntt_l[@]}",
   `  (( __ntt_n == 0 )) || __ntt_len=$(( (__ntt_n - 1) * ${BLOCK} + \${#__ntt_l[__ntt_n - 1]} ))`,
-  "  printf '\\036NTT %s %s %s\\037' \"$1\" \"$2\" \"$__ntt_len\"",
+  '  printf \'\\036NTT %s %s %s\\037\' "$1" "$2" "$__ntt_len"',
   // After block i the guest waits for a go-ahead only once $4 blocks are unacknowledged.
   "  for (( __ntt_i = 0; __ntt_i < __ntt_n; __ntt_i++ )); do",
-  "    echo -n \"${__ntt_l[__ntt_i]}\"",
-  "    (( $4 == 0 || __ntt_i + 1 == __ntt_n || __ntt_i + 1 < $4 )) || read -r -t 60 -u \"$__ntt_in\" __ntt_a || break",
+  '    echo -n "${__ntt_l[__ntt_i]}"',
+  '    (( $4 == 0 || __ntt_i + 1 == __ntt_n || __ntt_i + 1 < $4 )) || read -r -t 60 -u "$__ntt_in" __ntt_a || break',
   "  done",
   "  echo",
   "}",
   "__ntt_run() {",
   "  local __ntt_id=$1 __ntt_t=$2 __ntt_fc=$3 __ntt_c=$4 __ntt_want=${5:-} __ntt_dur=${6:-0} __ntt_r __ntt_m __ntt_w __ntt_o=$__ntt_d/$1 __ntt_s __ntt_e; set --",
-  "  [[ -z ${__ntt_last:-} ]] || : > \"$__ntt_last\"; __ntt_last=",
-  "  (( __ntt_id % 512 )) || rm -f -- \"$__ntt_d\"/[0-9]* 2>/dev/null",
+  '  [[ -z ${__ntt_last:-} ]] || : > "$__ntt_last"; __ntt_last=',
+  '  (( __ntt_id % 512 )) || rm -f -- "$__ntt_d"/[0-9]* 2>/dev/null',
   // No stale pid for the watchdog to kill (the previous command's, perhaps reused by now).
-  "  local -a __ntt_wait=(-t \"$__ntt_t\"); [[ $__ntt_t == 0 ]] && __ntt_wait=(); : > \"$__ntt_d/pid\"",
-  "  { if read -r \"${__ntt_wait[@]}\" -u \"$__ntt_in\" __ntt_m; then echo \"$__ntt_id cancelled\"; else echo \"$__ntt_id timeout\"; fi > \"$__ntt_d/killed\"",
-  "    __ntt_kill \"$__ntt_id\"; } </dev/null >/dev/null 2>&1 &",
+  '  local -a __ntt_wait=(-t "$__ntt_t"); [[ $__ntt_t == 0 ]] && __ntt_wait=(); : > "$__ntt_d/pid"',
+  '  { if read -r "${__ntt_wait[@]}" -u "$__ntt_in" __ntt_m; then echo "$__ntt_id cancelled"; else echo "$__ntt_id timeout"; fi > "$__ntt_d/killed"',
+  '    __ntt_kill "$__ntt_id"; } </dev/null >/dev/null 2>&1 &',
   "  __ntt_w=$!",
   // Microseconds from EPOCHREALTIME (bash 5; its decimal point depends on the locale), else from SECONDS.
   "  __ntt_s=${EPOCHREALTIME//[!0-9]/}; : ${__ntt_s:=$(( SECONDS * 1000000 ))}",
@@ -212,31 +212,31 @@ export const PREAMBLE = [
   // On exit the subshell lists its background jobs still running (a builtin, into a file): only then can one hold stdout.
   // The pid first, then a look at the kill marker: a watchdog that fired before the pid was there
   // (a cancellation right behind the command) wrote the marker first, so one of the two sees the other.
-  "    ( echo $BASHPID > \"$__ntt_d/pid\"; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && exit 130",
-  "      trap 'jobs -p > \"$__ntt_d/jobs\"' EXIT; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval \"$__ntt_c\" ) </dev/null > \"$__ntt_o\"; __ntt_r=$?",
+  '    ( echo $BASHPID > "$__ntt_d/pid"; { read -r __ntt_m < "$__ntt_d/killed"; } 2>/dev/null && [[ $__ntt_m == "$__ntt_id "* ]] && exit 130',
+  '      trap \'jobs -p > "$__ntt_d/jobs"\' EXIT; export __NTT_CMD=$__ntt_id; set -euo pipefail; eval "$__ntt_c" ) </dev/null > "$__ntt_o"; __ntt_r=$?',
   "    if [[ -z $__ntt_want ]]; then",
-  "      while [[ -s $__ntt_d/jobs ]] && __ntt_held \"$__ntt_o\"; do",
-  "        __ntt_nap 0.04; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && break",
+  '      while [[ -s $__ntt_d/jobs ]] && __ntt_held "$__ntt_o"; do',
+  '        __ntt_nap 0.04; { read -r __ntt_m < "$__ntt_d/killed"; } 2>/dev/null && [[ $__ntt_m == "$__ntt_id "* ]] && break',
   "      done",
   "      break",
   "    fi",
-  "    : > \"$__ntt_d/pid\"",
+  '    : > "$__ntt_d/pid"',
   "    (( (__ntt_r == 0) == (__ntt_want == 0) )) && break",
   "    __ntt_e=${EPOCHREALTIME//[!0-9]/}; : ${__ntt_e:=$(( SECONDS * 1000000 ))}; __ntt_e=$(( __ntt_e - __ntt_s ))",
   "    (( __ntt_dur < 0 || __ntt_e < __ntt_dur * 1000 )) || break",
   // 40 ms between tries for 30 s (a try costs a fork: ~20 % of a TCG guest), then 200 ms, after 2 min 1 s.
   "    if (( __ntt_e < 30000000 )); then __ntt_nap 0.04; elif (( __ntt_e < 120000000 )); then __ntt_nap 0.2; else __ntt_nap 1; fi",
-  "    { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null && [[ $__ntt_m == \"$__ntt_id \"* ]] && break",
+  '    { read -r __ntt_m < "$__ntt_d/killed"; } 2>/dev/null && [[ $__ntt_m == "$__ntt_id "* ]] && break',
   "  done",
   // SIGKILL and wait: a watchdog blocked in `read` would survive SIGTERM until
   // the next byte arrived, and steal the first byte of the next command.
   // A watchdog that fired is left to finish its killing (what the command left behind included).
-  "  __ntt_m=; { read -r __ntt_m < \"$__ntt_d/killed\"; } 2>/dev/null",
-  "  [[ $__ntt_m == \"$__ntt_id \"* ]] || kill -KILL \"$__ntt_w\" 2>/dev/null; wait \"$__ntt_w\" 2>/dev/null",
-  "  if read -r __ntt_m < \"$__ntt_d/killed\" && [[ $__ntt_m == \"$__ntt_id \"* ]]; then",
+  '  __ntt_m=; { read -r __ntt_m < "$__ntt_d/killed"; } 2>/dev/null',
+  '  [[ $__ntt_m == "$__ntt_id "* ]] || kill -KILL "$__ntt_w" 2>/dev/null; wait "$__ntt_w" 2>/dev/null',
+  '  if read -r __ntt_m < "$__ntt_d/killed" && [[ $__ntt_m == "$__ntt_id "* ]]; then',
   "    [[ $__ntt_m == *timeout ]] && __ntt_r=-124 || __ntt_r=-130",
   "  fi 2>/dev/null",
-  "  __ntt_send \"$__ntt_id\" \"$__ntt_r\" \"$__ntt_o\" \"$__ntt_fc\"",
+  '  __ntt_send "$__ntt_id" "$__ntt_r" "$__ntt_o" "$__ntt_fc"',
   "}",
   "",
 ].join("\n");
@@ -397,7 +397,12 @@ export class RecordParser {
           this.finishBody();
         } else {
           // Bytes were lost inside the body, so it swallowed what came after it.
-          this.events.damaged({ id: this.id, expected: this.expected, received: this.received, why: "the answer did not end where its length said (bytes were lost)" });
+          this.events.damaged({
+            id: this.id,
+            expected: this.expected,
+            received: this.received,
+            why: "the answer did not end where its length said (bytes were lost)",
+          });
           this.reset();
         }
       } else if (this.state === "body") {

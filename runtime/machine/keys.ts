@@ -3,14 +3,44 @@
  * keyboard): `A` is shift-a, `!` is shift-1, `\n` is ret.
  */
 const SHIFTED: Record<string, string> = {
-  "~": "grave_accent", "!": "1", "@": "2", "#": "3", "$": "4", "%": "5", "^": "6", "&": "7", "*": "8",
-  "(": "9", ")": "0", _: "minus", "+": "equal", "{": "bracket_left", "}": "bracket_right", "|": "backslash",
-  ":": "semicolon", '"': "apostrophe", "<": "comma", ">": "dot", "?": "slash",
+  "~": "grave_accent",
+  "!": "1",
+  "@": "2",
+  "#": "3",
+  $: "4",
+  "%": "5",
+  "^": "6",
+  "&": "7",
+  "*": "8",
+  "(": "9",
+  ")": "0",
+  _: "minus",
+  "+": "equal",
+  "{": "bracket_left",
+  "}": "bracket_right",
+  "|": "backslash",
+  ":": "semicolon",
+  '"': "apostrophe",
+  "<": "comma",
+  ">": "dot",
+  "?": "slash",
 };
 
 const PLAIN: Record<string, string> = {
-  "`": "grave_accent", "-": "minus", "=": "equal", "[": "bracket_left", "]": "bracket_right", "\\": "backslash",
-  ";": "semicolon", "'": "apostrophe", ",": "comma", ".": "dot", "/": "slash", " ": "spc", "\n": "ret", "\t": "tab",
+  "`": "grave_accent",
+  "-": "minus",
+  "=": "equal",
+  "[": "bracket_left",
+  "]": "bracket_right",
+  "\\": "backslash",
+  ";": "semicolon",
+  "'": "apostrophe",
+  ",": "comma",
+  ".": "dot",
+  "/": "slash",
+  " ": "spc",
+  "\n": "ret",
+  "\t": "tab",
 };
 
 /** The `sendkey` argument that types `char`; undefined if a US keyboard has no key for it. */

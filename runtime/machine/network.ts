@@ -33,6 +33,7 @@ export class Network {
   private async setLink(up: boolean): Promise<void> {
     // The first virtio NIC is eth0 (user-mode networking); the second is the first vlan's.
     const answer = await this.m.sendMonitorCommand(`set_link virtio-net-pci.1 ${up ? "on" : "off"}`);
-    if (answer.trim() !== "") throw new UsageError(`${this.m.name}: cannot ${up ? "unblock" : "block"} the network (is the machine on a vlan?): ${answer.trim()}`);
+    if (answer.trim() !== "")
+      throw new UsageError(`${this.m.name}: cannot ${up ? "unblock" : "block"} the network (is the machine on a vlan?): ${answer.trim()}`);
   }
 }

@@ -17,10 +17,26 @@ async function run(file: string, args: string[]): Promise<{ stdout: string }> {
  */
 function preprocessArgs(negate: boolean): string[] {
   return [
-    "-filter", "Catrom", "-density", "72", "-resample", "300", "-contrast", "-normalize", "-despeckle",
-    "-type", "grayscale", "-sharpen", "1", "-posterize", "3",
+    "-filter",
+    "Catrom",
+    "-density",
+    "72",
+    "-resample",
+    "300",
+    "-contrast",
+    "-normalize",
+    "-despeckle",
+    "-type",
+    "grayscale",
+    "-sharpen",
+    "1",
+    "-posterize",
+    "3",
     ...(negate ? ["-negate"] : []),
-    "-gamma", "100", "-blur", "1x65535",
+    "-gamma",
+    "100",
+    "-blur",
+    "1x65535",
   ];
 }
 
@@ -33,9 +49,7 @@ export function ocrAvailable(): { tesseract: boolean; magick: boolean } {
 
 function requireOcr(machine: string): void {
   if (!ocrAvailable().tesseract) {
-    throw new UsageError(
-      `${machine}: OCR needs tesseract on PATH: set enableOCR = true in the test (Nix), or apt-get install tesseract-ocr imagemagick`,
-    );
+    throw new UsageError(`${machine}: OCR needs tesseract on PATH: set enableOCR = true in the test (Nix), or apt-get install tesseract-ocr imagemagick`);
   }
 }
 
@@ -65,9 +79,12 @@ export async function readScreen(machine: string, png: string, variants: boolean
   if (!variants) return texts;
   // As upstream, the variants need ImageMagick: without it this is an error, not one variant fewer.
   // `magick convert` (ImageMagick 7, upstream's call) or `convert` (ImageMagick 6, e.g. Debian's).
-  const magick: [string, string[]] | undefined = which("magick") !== undefined ? ["magick", ["convert"]] : which("convert") !== undefined ? ["convert", []] : undefined;
+  const magick: [string, string[]] | undefined =
+    which("magick") !== undefined ? ["magick", ["convert"]] : which("convert") !== undefined ? ["convert", []] : undefined;
   if (magick === undefined) {
-    throw new UsageError(`${machine}: OCR variants need ImageMagick (\`magick\` or \`convert\`) on PATH: set enableOCR = true in the test (Nix), or apt-get install imagemagick`);
+    throw new UsageError(
+      `${machine}: OCR variants need ImageMagick (\`magick\` or \`convert\`) on PATH: set enableOCR = true in the test (Nix), or apt-get install imagemagick`,
+    );
   }
   const dir = await mkdtemp(join(tmpdir(), "ntt-ocr-"));
   try {

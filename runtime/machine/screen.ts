@@ -133,10 +133,9 @@ export class Screen {
       this.m.logger.nested("waiting for the X11 server", { machine: this.m.name }, () =>
         retry(
           async () => {
-            const r = await this.m.execute(
-              "journalctl -b SYSLOG_IDENTIFIER=systemd | grep -q 'Reached target Current graphical' && [ -e /tmp/.X11-unix/X0 ]",
-              { timeout: PROBE_TIMEOUT },
-            );
+            const r = await this.m.execute("journalctl -b SYSLOG_IDENTIFIER=systemd | grep -q 'Reached target Current graphical' && [ -e /tmp/.X11-unix/X0 ]", {
+              timeout: PROBE_TIMEOUT,
+            });
             return r.exitCode === 0;
           },
           { ...options, what: "waiting for the X11 server", machine: this.m.name },

@@ -2,7 +2,20 @@ import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { abortReason } from "../async/abort.js";
 import type { DataChannel } from "./data-channel.js";
-import { CANCEL, DATA_PORT, MARKER, PREAMBLE, RecordParser, flowWindow, frameCommand, resendLine, type DamagedRecord, type DataNote, type Poll, type ShellRecord } from "./framing.js";
+import {
+  CANCEL,
+  DATA_PORT,
+  MARKER,
+  PREAMBLE,
+  RecordParser,
+  flowWindow,
+  frameCommand,
+  resendLine,
+  type DamagedRecord,
+  type DataNote,
+  type Poll,
+  type ShellRecord,
+} from "./framing.js";
 
 /** How long a command waits for a cancelled one to end in the guest (its watchdog kills it at once). */
 const DRAIN_MS = 30_000;
@@ -331,7 +344,14 @@ export class BackdoorShell {
       p.dataTimer = setInterval(() => {
         if (data.silentFor < STALL_MS) return;
         this.settle(p.id);
-        p.reject(new ShellDamagedError({ id: note.id, expected: note.length, received: data.progress(note.id), why: `no more data on the data port for ${STALL_MS / 1000} s` }));
+        p.reject(
+          new ShellDamagedError({
+            id: note.id,
+            expected: note.length,
+            received: data.progress(note.id),
+            why: `no more data on the data port for ${STALL_MS / 1000} s`,
+          }),
+        );
       }, 1000);
     }
     data.take(note.id, note.length).then(

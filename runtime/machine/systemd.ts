@@ -52,7 +52,8 @@ export class Systemd {
   async requireUnitState(unit: string, state = "active", options: UnitOptions = {}): Promise<void> {
     await this.m.api(async () => {
       const actual = await this.getUnitProperty(unit, "ActiveState", options);
-      if (actual !== state) throw new MachineError(this.m.name, `expected unit ${unit} to be in state '${state}' but it is in state '${actual}'`, { code: "NTT_UNIT_STATE" });
+      if (actual !== state)
+        throw new MachineError(this.m.name, `expected unit ${unit} to be in state '${state}' but it is in state '${actual}'`, { code: "NTT_UNIT_STATE" });
     });
   }
 
@@ -72,7 +73,8 @@ export class Systemd {
             if (state === "inactive") {
               const jobs = await this.systemctl("list-jobs --full 2>&1", options);
               const stillInactive = (await this.getUnitProperty(unit, "ActiveState", options)) === "inactive";
-              if (jobs.output.includes("No jobs") && stillInactive) failure = await this.unitFailure(unit, "is inactive and there are no pending jobs", options);
+              if (jobs.output.includes("No jobs") && stillInactive)
+                failure = await this.unitFailure(unit, "is inactive and there are no pending jobs", options);
             }
             if (failure !== undefined) throw failure;
             return state === "active";

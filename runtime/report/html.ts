@@ -10,7 +10,6 @@ import { esc, slowestSection, timelineSection, TIMELINE_STYLE } from "./timeline
 /** Screenshots larger than this are linked, not inlined, to keep the report openable. */
 const MAX_INLINE_BYTES = 8 * 1024 * 1024;
 
-
 /** PNGs anywhere in the output directory (screenshots, copied images), oldest first. */
 function screenshots(outDir: string): Array<{ path: string; mtime: number }> {
   const found: Array<{ path: string; mtime: number }> = [];
@@ -80,10 +79,12 @@ const MAX_INLINE_CONSOLE_BYTES = 2 << 20;
 /** Lines are handed to the page in chunks of about this size: opening a console parses one chunk, not the whole log. */
 const CHUNK_BYTES = 1 << 20;
 
-
 /** A JavaScript string literal, safe inside <script>. */
 function jsString(text: string): string {
-  return JSON.stringify(text).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+  return JSON.stringify(text)
+    .replace(/</g, "\\u003c")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
 }
 
 /** Read and converted this much at a time: the garbage of writing a report stays small whatever the console's size. */
@@ -141,7 +142,9 @@ function writeChunks(path: string, open: (index: number) => { write(text: string
 function writeSerialSection(out: FileWriter, record: RecordSink, reportDir: string): void {
   const consoles = record.serialConsoles();
   if (consoles.length === 0) return;
-  out.write(`<section id="serial"><h2>Serial consoles</h2><input id="search" type="search" placeholder="filter lines (text or /regex/)">\n<script>${CHUNK_SCRIPT}</script>\n`);
+  out.write(
+    `<section id="serial"><h2>Serial consoles</h2><input id="search" type="search" placeholder="filter lines (text or /regex/)">\n<script>${CHUNK_SCRIPT}</script>\n`,
+  );
   for (const c of consoles) {
     let chunks = 0;
     let src = "";

@@ -18,7 +18,8 @@ function ticks(total: number): string {
   const steps = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
   const step = steps.find((s) => total / s <= 8) ?? 3600;
   let out = "";
-  for (let t = 0; t <= total; t += step) out += `<span class="tick" style="left:${pct(t, total)}%">${t >= 60 ? `${(t / 60).toFixed(t % 60 === 0 ? 0 : 1)} min` : `${t} s`}</span>`;
+  for (let t = 0; t <= total; t += step)
+    out += `<span class="tick" style="left:${pct(t, total)}%">${t >= 60 ? `${(t / 60).toFixed(t % 60 === 0 ? 0 : 1)} min` : `${t} s`}</span>`;
   return out;
 }
 

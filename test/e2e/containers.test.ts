@@ -16,7 +16,13 @@ import { before, test } from "node:test";
 import { buildGuest, writeNspawnStartScripts, writeStartScripts, type GuestNode } from "../guests/start-scripts.js";
 import { CLI } from "./harness.js";
 
-const rootLinks = (): string => execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" }).replace(/\s+link\/.*$/gm, "").split("\n").map((l) => l.split(":")[1]?.trim()).sort().join(" ");
+const rootLinks = (): string =>
+  execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" })
+    .replace(/\s+link\/.*$/gm, "")
+    .split("\n")
+    .map((l) => l.split(":")[1]?.trim())
+    .sort()
+    .join(" ");
 
 /** Counted inside the test's network namespace after the driver exited (the namespace dies with the shell). */
 const WRAPPER = `
@@ -74,10 +80,13 @@ async function runContainers(
   };
   child.stdout.on("data", onData);
   child.stderr.on("data", onData);
-  const limit = setTimeout(() => {
-    output += "\n[test: the driver outlived its limit; SIGKILL]\n";
-    child.kill("SIGKILL");
-  }, (options.limit ?? 300) * 1000);
+  const limit = setTimeout(
+    () => {
+      output += "\n[test: the driver outlived its limit; SIGKILL]\n";
+      child.kill("SIGKILL");
+    },
+    (options.limit ?? 300) * 1000,
+  );
   const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
   clearTimeout(limit);
   await writeFile(join(dir, "driver-output.log"), output);
@@ -236,22 +245,36 @@ await db.succeed("sleep 1000");
 
 test("SIGINT while commands run leaves nothing behind", async () => {
   let sent = false;
-  const run = await runContainers(hang, [{ name: "db", vlans: [1] }, { name: "web", vlans: [1] }], {
-    onOutput: (out, pid) => {
-      if (!sent && out.includes("NTT-BOTH-UP")) {
-        sent = true;
-        setTimeout(() => process.kill(pid, "SIGINT"), 500);
-      }
+  const run = await runContainers(
+    hang,
+    [
+      { name: "db", vlans: [1] },
+      { name: "web", vlans: [1] },
+    ],
+    {
+      onOutput: (out, pid) => {
+        if (!sent && out.includes("NTT-BOTH-UP")) {
+          sent = true;
+          setTimeout(() => process.kill(pid, "SIGINT"), 500);
+        }
+      },
+      limit: 120,
     },
-    limit: 120,
-  });
+  );
   assert.ok(sent, run.output.slice(-4000));
   assert.notEqual(run.code, 0);
   assertNothingLeft(run, linksBefore);
 });
 
 test("the global timeout ends the run and leaves nothing behind", async () => {
-  const run = await runContainers(hang, [{ name: "db", vlans: [1] }, { name: "web", vlans: [1] }], { args: ["--global-timeout", "20"], limit: 120 });
+  const run = await runContainers(
+    hang,
+    [
+      { name: "db", vlans: [1] },
+      { name: "web", vlans: [1] },
+    ],
+    { args: ["--global-timeout", "20"], limit: 120 },
+  );
   assert.notEqual(run.code, 0);
   assert.match(run.output, /global timeout/);
   assertNothingLeft(run, linksBefore);

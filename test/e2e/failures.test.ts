@@ -28,7 +28,13 @@ test("--config: an unknown key is a warning (as nixpkgs' driver ignores it), an 
   const { dir, scriptPath } = await prepare("await machine.succeed('true');");
   const config = join(dir, "config.json");
   // A start script that does not exist: the run stops at its check, after the configuration was read.
-  const json = { vms: { machine: { name: "machine", start_script: join(dir, "run-ghost-vm") } }, vlans: [], global_timeout: "PT1M", test_script: scriptPath, display_viewers: {} };
+  const json = {
+    vms: { machine: { name: "machine", start_script: join(dir, "run-ghost-vm") } },
+    vlans: [],
+    global_timeout: "PT1M",
+    test_script: scriptPath,
+    display_viewers: {},
+  };
   await writeFile(config, JSON.stringify(json));
   const r = spawnSync(process.execPath, [CLI, "--config", config, "-o", dir], { encoding: "utf8" });
   assert.match(r.stderr, /unknown field display_viewers ignored \(known fields: vms, containers, vlans, global_timeout, enable_ssh_backdoor, test_script\)/);

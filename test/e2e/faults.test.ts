@@ -325,7 +325,11 @@ test("4. a background job holding stdout: the guest-side timeout ends it after 3
   assert.ok(detached.seconds < 3, `returned at once (${detached.seconds.toFixed(2)} s)`);
   assert.equal(held.ok, false, "succeed must not return while the job holds stdout");
   assert.equal(held.errorName, "TimeoutError");
-  assert.match(held.message ?? "", /^machine: command `sleep 1000 &` timed out after 3 s\n.*guest-side timeout killed it \(exit code 124\)/, "the guest-side timeout (not the host's grace period) ends it");
+  assert.match(
+    held.message ?? "",
+    /^machine: command `sleep 1000 &` timed out after 3 s\n.*guest-side timeout killed it \(exit code 124\)/,
+    "the guest-side timeout (not the host's grace period) ends it",
+  );
   assert.ok(held.seconds < 8, `ends about 3 s after it began (took ${held.seconds.toFixed(2)} s)`);
   assert.equal(next.ok, true, `the next command works: ${next.message}`);
   assert.equal(next.output, "alive\n");
@@ -452,7 +456,10 @@ test("9a. qemu-system-x86_64 missing from PATH: exit 2 before any VM, saying wha
     timeout: 30_000,
   });
   assert.equal(r.status, 2, r.stderr);
-  assert.match(r.stderr, /the start script of machine machine \(.*run-machine-vm\) runs qemu-system-x86_64, which is not on PATH: install QEMU \(Debian: apt-get install qemu-system-x86/);
+  assert.match(
+    r.stderr,
+    /the start script of machine machine \(.*run-machine-vm\) runs qemu-system-x86_64, which is not on PATH: install QEMU \(Debian: apt-get install qemu-system-x86/,
+  );
   await assertNoVmStarted(r.stderr + r.stdout, tmp, dir);
   await rm(bin, { recursive: true, force: true });
   await rm(dir, { recursive: true, force: true });

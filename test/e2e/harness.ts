@@ -40,7 +40,10 @@ export async function prepare(script: string, nodes: GuestNode[] = [{ name: "mac
   // NTT_TEST_ASLR=1: the guests keep address randomisation, as NixOS guests do (slower under TCG).
   const scripts =
     guest === "fake"
-      ? await writeFakeStartScripts(dir, nodes.map((n) => n.name))
+      ? await writeFakeStartScripts(
+          dir,
+          nodes.map((n) => n.name),
+        )
       : await writeStartScripts(dir, nodes, { guest, aslr: process.env.NTT_TEST_ASLR === "1" });
   const scriptPath = join(dir, "test.mjs");
   await writeFile(scriptPath, script);
@@ -77,9 +80,7 @@ export async function runCli(
     output += `\n[harness: the CLI outlived its ${options.limit} s limit; killing pid ${child.pid}]\n`;
     child.kill("SIGKILL");
   }, options.limit * 1000);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.on("close", (c, s) => resolve([c, s])),
-  );
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on("close", (c, s) => resolve([c, s])));
   const endedAt = performance.now();
   clearTimeout(limit);
   return { code, signal, output, endedAt };

@@ -175,9 +175,16 @@ test("report.html timeline: a lane per machine with its boot and commands; concu
     assert.ok(count >= 3 && count <= 10, `rows: ${count}`);
     const times = await rows.locator("td:first-child").allTextContents();
     const seconds = times.map((t) => parseFloat(t));
-    assert.deepEqual(seconds, [...seconds].sort((a, b) => b - a), "sorted, slowest first");
+    assert.deepEqual(
+      seconds,
+      [...seconds].sort((a, b) => b - a),
+      "sorted, slowest first",
+    );
     const commands = await rows.locator("td.command").allTextContents();
-    assert.ok(commands.some((c) => /sleep 3; echo peer-side/.test(c)), commands.join(" | "));
+    assert.ok(
+      commands.some((c) => /sleep 3; echo peer-side/.test(c)),
+      commands.join(" | "),
+    );
     assert.equal(await page.locator("#slowest tr.fail td.command").first().textContent(), "must succeed: echo about to fail; exit 7");
   } finally {
     await browser.close();

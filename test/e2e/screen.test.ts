@@ -71,7 +71,9 @@ test("a screenshot is a PNG in the output directory, shown in report.html", asyn
   assert.ok(width >= 640 && height >= 350, `${width}x${height}`);
   const html = await readFile(join(out, "report.html"), "utf8");
   assert.match(html, /<img class="screenshot" alt="console\.png" src="data:image\/png;base64,iVBORw0KGgo/);
-  t.diagnostic(`OCR: raw ${Number(results.ocrRaw).toFixed(2)} s, with variants ${Number(results.ocrVariants).toFixed(2)} s; waitForText ${Number(results.waitForText).toFixed(2)} s after typing`);
+  t.diagnostic(
+    `OCR: raw ${Number(results.ocrRaw).toFixed(2)} s, with variants ${Number(results.ocrVariants).toFixed(2)} s; waitForText ${Number(results.waitForText).toFixed(2)} s after typing`,
+  );
 });
 
 test("no QEMU is left", async () => {

@@ -109,7 +109,9 @@ test("systemd methods work against a real systemd; a service is reached by host 
 test("figures: boot to multi-user.target, failing-unit diagnosis, waitForUnit after start", async (t) => {
   const r = JSON.parse(await readFile(join(results, "systemd.json"), "utf8")) as Record<string, number>;
   assert.ok((r.failFast ?? 99) < 10, `the failing unit was reported after ${r.failFast} s`);
-  t.diagnostic(`two nodes to multi-user.target: ${r.bootToMultiUser?.toFixed(2)} s; failing unit reported in ${r.failFast?.toFixed(2)} s; waitForJob after start ${r.waitForUnitAfterStart?.toFixed(2)} s`);
+  t.diagnostic(
+    `two nodes to multi-user.target: ${r.bootToMultiUser?.toFixed(2)} s; failing unit reported in ${r.failFast?.toFixed(2)} s; waitForJob after start ${r.waitForUnitAfterStart?.toFixed(2)} s`,
+  );
 });
 
 test("no QEMU and no vde_switch is left", async () => {

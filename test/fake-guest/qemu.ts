@@ -144,7 +144,8 @@ function startShell(socket: Socket): void {
     // Written into the private /tmp, which is why they come after the mounts; a failure stops here, before the marker.
     "mkdir /tmp/.fake-bin",
     ...["poweroff", "halt", "reboot", "shutdown"].map(
-      (cmd) => `printf '#!/bin/sh\\nkill -${cmd === "reboot" && !noReboot ? "HUP" : "TERM"} ${process.pid}\\n' > /tmp/.fake-bin/${cmd} && chmod 755 /tmp/.fake-bin/${cmd}`,
+      (cmd) =>
+        `printf '#!/bin/sh\\nkill -${cmd === "reboot" && !noReboot ? "HUP" : "TERM"} ${process.pid}\\n' > /tmp/.fake-bin/${cmd} && chmod 755 /tmp/.fake-bin/${cmd}`,
     ),
     // systemctl, as far as switchRoot needs it: an initrd whose initrd.target is active, and the switch
     // itself (SIGUSR1: this fake prints systemd's line and starts a new backdoor shell). Nothing else.

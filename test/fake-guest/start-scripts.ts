@@ -19,7 +19,10 @@ export async function writeFakeStartScripts(dir: string, guests: (FakeGuest | st
   for (const guest of guests.map((g) => (typeof g === "string" ? { name: g } : g))) {
     const path = join(dir, `run-${guest.name}-vm`);
     const env = Object.entries({ FAKE_GUEST_NAME: guest.name, ...guest.env }).map(([k, v]) => `${k}=${shellQuote(v)}`);
-    await writeFile(path, `#!/bin/sh\n# A fake guest for the fast tests (test/fake-guest/qemu.ts).\nexec env ${env.join(" ")} ${shellQuote(process.execPath)} ${shellQuote(FAKE_QEMU)} "$@"\n`);
+    await writeFile(
+      path,
+      `#!/bin/sh\n# A fake guest for the fast tests (test/fake-guest/qemu.ts).\nexec env ${env.join(" ")} ${shellQuote(process.execPath)} ${shellQuote(FAKE_QEMU)} "$@"\n`,
+    );
     await chmod(path, 0o755);
     scripts[guest.name] = path;
   }

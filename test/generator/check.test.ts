@@ -12,7 +12,11 @@ function assertFinding(printed: string, line: number, column: number, severity: 
   assert.ok(at !== -1, `expected "${head}…" in:\n${printed}`);
   const block = printed.slice(at).split("\n\n").slice(0, 2).join("\n\n");
   if (message !== undefined) assert.match(block, message);
-  assert.match(block, new RegExp(`\\n  ${line} \\| .*\\n  ${" ".repeat(String(line).length)} \\| ${" ".repeat(column - 1)}\\^`), `code frame with a caret under column ${column}:\n${block}`);
+  assert.match(
+    block,
+    new RegExp(`\\n  ${line} \\| .*\\n  ${" ".repeat(String(line).length)} \\| ${" ".repeat(column - 1)}\\^`),
+    `code frame with a caret under column ${column}:\n${block}`,
+  );
 }
 
 test("an unknown machine is a type error at its line (client's units are the shared ones, hence the name)", async () => {
@@ -33,21 +37,48 @@ test("a misspelled method names the right one", async () => {
 });
 
 test("a unit the node lacks is an error at its line naming the nearest units and the node that has it", async () => {
-  const r = await checkScript(TWO_NODES, ['await server.waitForUnit("nginx.service");', 'await client.waitForUnit("nginx.service");', 'await server.waitForUnit("ngnix.service");']);
+  const r = await checkScript(TWO_NODES, [
+    'await server.waitForUnit("nginx.service");',
+    'await client.waitForUnit("nginx.service");',
+    'await server.waitForUnit("ngnix.service");',
+  ]);
   assert.equal(r.errors, 2, r.printed);
-  assertFinding(r.printed, 2, 26, "error", "lint/unknown-unit", /node client declares no unit `nginx\.service`\..*Node server has it: `server\.waitForUnit\(…\)`\?/);
+  assertFinding(
+    r.printed,
+    2,
+    26,
+    "error",
+    "lint/unknown-unit",
+    /node client declares no unit `nginx\.service`\..*Node server has it: `server\.waitForUnit\(…\)`\?/,
+  );
   assertFinding(r.printed, 3, 26, "error", "lint/unknown-unit", /node server declares no unit `ngnix\.service`\. Nearest units of server: `nginx\.service`/);
   assert.doesNotMatch(r.printed, /TS2345/, "the type error at the same place is replaced by the explanation");
 });
 
 test("a unit as nixpkgs tests write it: `nginx` is nginx.service, on the node that has it only", async () => {
-  const r = await checkScript(TWO_NODES, ['await server.waitForUnit("nginx");', 'await server.startJob("sshd");', 'await client.waitForUnit("nginx");', 'await client.waitForUnit("getty@tty1");']);
+  const r = await checkScript(TWO_NODES, [
+    'await server.waitForUnit("nginx");',
+    'await server.startJob("sshd");',
+    'await client.waitForUnit("nginx");',
+    'await client.waitForUnit("getty@tty1");',
+  ]);
   assert.equal(r.errors, 1, r.printed);
-  assertFinding(r.printed, 3, 26, "error", "lint/unknown-unit", /node client declares no unit `nginx\.service` \(what systemd reads `nginx` as\)\..*Node server has it/);
+  assertFinding(
+    r.printed,
+    3,
+    26,
+    "error",
+    "lint/unknown-unit",
+    /node client declares no unit `nginx\.service` \(what systemd reads `nginx` as\)\..*Node server has it/,
+  );
 });
 
 test("a template without an instance is an error (systemd refuses it), with or without its suffix", async () => {
-  const r = await checkScript(TWO_NODES, ['await server.waitForUnit("getty@.service");', 'await client.stopJob("getty@");', 'await client.waitForUnit("getty@ttyS0.service");']);
+  const r = await checkScript(TWO_NODES, [
+    'await server.waitForUnit("getty@.service");',
+    'await client.stopJob("getty@");',
+    'await client.waitForUnit("getty@ttyS0.service");',
+  ]);
   assert.equal(r.errors, 2, r.printed);
   assertFinding(r.printed, 1, 26, "error", "lint/unknown-unit", /`getty@\.service` is a template unit without an instance.*`getty@<instance>\.service`/);
   assertFinding(r.printed, 2, 22, "error", "lint/unknown-unit", /`getty@` is a template unit without an instance/);
@@ -105,7 +136,11 @@ test("a vlan no node is on does not exist", async () => {
 });
 
 test("an undeclared port is a warning naming the node's ports, and the check passes", async () => {
-  const r = await checkScript(TWO_NODES, ["await server.waitForOpenPort(80);", "await server.waitForOpenPort(8080);", "await client.forwardPort({ hostPort: 2222, guestPort: 80 });"]);
+  const r = await checkScript(TWO_NODES, [
+    "await server.waitForOpenPort(80);",
+    "await server.waitForOpenPort(8080);",
+    "await client.forwardPort({ hostPort: 2222, guestPort: 80 });",
+  ]);
   assert.equal(r.errors, 0, r.printed);
   assert.equal(r.warnings, 2, r.printed);
   assertFinding(r.printed, 2, 30, "warning", "lint/undeclared-port", /port 8080 is not open in the firewall of node server: its open TCP ports are 22, 80/);
@@ -173,7 +208,7 @@ test("skipLint lets a floating promise through; skipTypeCheck lets a type error 
   assert.equal(lintSkipped.printed, "");
   assert.ok(lintSkipped.emitted !== undefined);
 
-  const typeError = ['await server.succeed(42);'];
+  const typeError = ["await server.succeed(42);"];
   assert.equal((await checkScript(TWO_NODES, typeError)).errors, 1);
   const typesSkipped = await checkScript(TWO_NODES, typeError, { skipTypeCheck: true });
   assert.equal(typesSkipped.printed, "");
@@ -184,7 +219,9 @@ test("skipLint lets a floating promise through; skipTypeCheck lets a type error 
 });
 
 test("the example two-node script passes, and its JS is an ES module with a source map to the user's file", async () => {
-  const script = readFileSync(join(ROOT, "examples", "two-nodes", "test.ts"), "utf8").replace(/\n$/, "").split("\n");
+  const script = readFileSync(join(ROOT, "examples", "two-nodes", "test.ts"), "utf8")
+    .replace(/\n$/, "")
+    .split("\n");
   const manifest = JSON.parse(readFileSync(join(ROOT, "examples", "two-nodes", "manifest.json"), "utf8")) as Record<string, unknown>;
   const r = await checkScript(manifest, script);
   assert.equal(r.printed, "");
@@ -202,7 +239,13 @@ test("the example two-node script passes, and its JS is an ES module with a sour
 });
 
 test("Node's built-ins are usable without @types/node (untyped), and typed with nodeTypes", async () => {
-  const lines = ['import assert from "node:assert/strict";', 'import { readFileSync } from "node:fs";', 'console.log(process.env.HOME, readFileSync("/etc/hostname", "utf8"));', 'assert.equal(await server.succeed("hostname"), "server\\n");', "setTimeout(() => undefined, AbortSignal.timeout(10).aborted ? 1 : 2);"];
+  const lines = [
+    'import assert from "node:assert/strict";',
+    'import { readFileSync } from "node:fs";',
+    'console.log(process.env.HOME, readFileSync("/etc/hostname", "utf8"));',
+    'assert.equal(await server.succeed("hostname"), "server\\n");',
+    "setTimeout(() => undefined, AbortSignal.timeout(10).aborted ? 1 : 2);",
+  ];
   assert.equal((await checkScript(TWO_NODES, lines)).printed, "");
   const typed = await checkScript(TWO_NODES, [...lines, 'readFileSync(42, "nonsense-encoding");'], { nodeTypes: true });
   assert.equal(typed.errors, 1, typed.printed);
@@ -211,7 +254,9 @@ test("Node's built-ins are usable without @types/node (untyped), and typed with 
 
 test("calls on all machines at once stay tractable with 20 nodes of 300 units", async () => {
   const units = (i: number): string[] => [...Array.from({ length: 290 }, (_, k) => `unit-${k}.service`), `only-on-${i}.service`, "getty@.service"];
-  const nodes = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`node${i + 1}`, { vlans: [1], units: units(i), ports: { tcp: [22, 1000 + i], udp: [] } }]));
+  const nodes = Object.fromEntries(
+    Array.from({ length: 20 }, (_, i) => [`node${i + 1}`, { vlans: [1], units: units(i), ports: { tcp: [22, 1000 + i], udp: [] } }]),
+  );
   const r = await checkScript({ name: "big", vlans: [1], nodes }, [
     'await Promise.all(Object.values(machines).map((m) => m.waitForUnit("unit-7.service")));',
     "await Promise.all([node1, node2, node3, node4, node5, node6, node7, node8, node9, node10, node11, node12].map((m) => m.waitForOpenPort(22)));",
@@ -220,13 +265,26 @@ test("calls on all machines at once stay tractable with 20 nodes of 300 units", 
   ]);
   // A union of machines accepts a unit any of them has (exact per-node checks are for single machines).
   assert.equal(r.errors, 1, r.printed);
-  assertFinding(r.printed, 4, 26, "error", "lint/unknown-unit", /node node20 declares no unit `only-on-0\.service`\. Nearest units of node20: `only-on-19\.service`\. Node node1 has it/);
+  assertFinding(
+    r.printed,
+    4,
+    26,
+    "error",
+    "lint/unknown-unit",
+    /node node20 declares no unit `only-on-0\.service`\. Nearest units of node20: `only-on-19\.service`\. Node node1 has it/,
+  );
 });
 
 test("values from Nix: a typed readonly export with literal types; a typo in a name fails the check", async () => {
   const manifest = {
     ...TWO_NODES,
-    values: { serverIp: "192.168.1.2", hello: "/nix/store/0000000000000000000000000000000a-hello/bin/hello", port: 80, flags: ["-v"], nested: { on: true, none: null } },
+    values: {
+      serverIp: "192.168.1.2",
+      hello: "/nix/store/0000000000000000000000000000000a-hello/bin/hello",
+      port: 80,
+      flags: ["-v"],
+      nested: { on: true, none: null },
+    },
   };
   const good = await checkScript(manifest, [
     'const ip: "192.168.1.2" = values.serverIp;',
@@ -242,7 +300,11 @@ test("values from Nix: a typed readonly export with literal types; a typo in a n
   const emitted = /export const values = (.*);\n/.exec(js)?.[1];
   assert.deepEqual(JSON.parse(emitted ?? "null"), manifest.values, "the values are in the emitted JS, so their store paths are the script's references");
 
-  const bad = await checkScript(manifest, ["await client.succeed(`ping -c1 ${values.serverIP}`);", 'values.serverIp = "10.0.0.1";', "const n: string = values.port;"]);
+  const bad = await checkScript(manifest, [
+    "await client.succeed(`ping -c1 ${values.serverIP}`);",
+    'values.serverIp = "10.0.0.1";',
+    "const n: string = values.port;",
+  ]);
   assert.equal(bad.errors, 3, bad.printed);
   assertFinding(bad.printed, 1, 41, "error", "TS2551", /Property 'serverIP' does not exist on type 'Values'. Did you mean 'serverIp'\?/);
   assertFinding(bad.printed, 2, 8, "error", "TS2540", /Cannot assign to 'serverIp' because it is a read-only property/);
@@ -261,22 +323,32 @@ test("nixpkgs' names: t assertions, log.info/warning/error/nested, machines as a
     't.assertIn("server", out);',
     'log.info("info"); log.warning("warning"); log.error("error"); log("plain");',
     'await log.nested("a block", async () => { await client.succeed("true"); });',
-    "for (const m of machines) await m.succeed(\"true\");",
-    "await Promise.all(machines.map((m) => m.succeed(\"true\")));",
+    'for (const m of machines) await m.succeed("true");',
+    'await Promise.all(machines.map((m) => m.succeed("true")));',
     "const s: ServerMachine = machines.server;",
     "const n: number = machines.length;",
     'import type { ServerMachine } from "./test.generated.js";',
     "log(`${s.name} ${n}`);",
   ]);
   assert.equal(r.printed, "");
-  const bad = await checkScript(TWO_NODES, ['t.assertEquals(1, 1);', "log.warn(\"x\");"]);
+  const bad = await checkScript(TWO_NODES, ["t.assertEquals(1, 1);", 'log.warn("x");']);
   assertFinding(bad.printed, 1, 3, "error", "TS2551", /Property 'assertEquals' does not exist.*Did you mean 'assertEqual'\?/);
   assertFinding(bad.printed, 2, 5, "error", "TS2339", /Property 'warn' does not exist/);
 });
 
 test("a node named like a reserved word is there as name_, its machine keeps its name", async () => {
-  const manifest = { name: "reserved", vlans: [1], nodes: { default: { vlans: [1], units: [], ports: { tcp: [], udp: [] } }, log: { vlans: [1], units: [], ports: { tcp: [], udp: [] } } } };
-  const r = await checkScript(manifest, ['await default_.succeed("true");', 'log_.log("from the node named log");', 'log("the logger is still log");', 'const d: "default" = machines.default.name;', "log(d);"]);
+  const manifest = {
+    name: "reserved",
+    vlans: [1],
+    nodes: { default: { vlans: [1], units: [], ports: { tcp: [], udp: [] } }, log: { vlans: [1], units: [], ports: { tcp: [], udp: [] } } },
+  };
+  const r = await checkScript(manifest, [
+    'await default_.succeed("true");',
+    'log_.log("from the node named log");',
+    'log("the logger is still log");',
+    'const d: "default" = machines.default.name;',
+    "log(d);",
+  ]);
   assert.equal(r.printed, "");
   const js = readFileSync(join(r.dir.out, "test.generated.js"), "utf8");
   assert.match(js, /export const default_ = getMachine\("default"\)/);
@@ -300,7 +372,12 @@ test("a container node has no VM-only methods: db.screenshot() fails the check a
 });
 
 test("the driver's internals are not in the types a script sees (stripInternal): cleanup, failureHook, rawShellExchange", async () => {
-  const r = await checkScript(ONE_NODE, ["await driver.cleanup();", "driver.failureHook = undefined;", 'await machine.rawShellExchange("echo\\n", /\\n/);', 'await machine.succeed("true");']);
+  const r = await checkScript(ONE_NODE, [
+    "await driver.cleanup();",
+    "driver.failureHook = undefined;",
+    'await machine.rawShellExchange("echo\\n", /\\n/);',
+    'await machine.succeed("true");',
+  ]);
   assertFinding(r.printed, 1, 14, "error", "TS2339", /Property 'cleanup' does not exist/);
   assertFinding(r.printed, 2, 8, "error", "TS2339", /Property 'failureHook' does not exist/);
   assertFinding(r.printed, 3, 15, "error", "TS2339", /Property 'rawShellExchange' does not exist/);

@@ -19,7 +19,11 @@ test("typings: the editor completes machine names, a node's units and its declar
   const r = await runCli(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
   assert.equal(r.code, 0, r.output);
 
-  const config = ts.getParsedCommandLineOfConfigFile(join(t.dir, "tsconfig.json"), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(String(d.messageText)) });
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(t.dir, "tsconfig.json"),
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => assert.fail(String(d.messageText)) },
+  );
   assert.ok(config !== undefined);
   const service = ts.createLanguageService({
     getScriptFileNames: () => config.fileNames,
@@ -33,11 +37,21 @@ test("typings: the editor completes machine names, a node's units and its declar
   });
   const text = ts.sys.readFile(t.script) ?? "";
   /** Offset of a 1-based line and column. */
-  const line = (n: number, column: number): number => text.split("\n").slice(0, n - 1).reduce((sum, l) => sum + l.length + 1, 0) + column - 1;
+  const line = (n: number, column: number): number =>
+    text
+      .split("\n")
+      .slice(0, n - 1)
+      .reduce((sum, l) => sum + l.length + 1, 0) +
+    column -
+    1;
   const names = (n: number, column: number, filter: RegExp = /./): string[] =>
     (service.getCompletionsAtPosition(t.script, line(n, column), {})?.entries ?? []).map((e) => e.name).filter((name) => filter.test(name));
 
-  assert.deepEqual(names(1, 27), ["multi-user.target", "sshd.service", "sshd", "nginx.service", "nginx"], "server's units, services also without .service (the getty@ template is a pattern, not a name)");
+  assert.deepEqual(
+    names(1, 27),
+    ["multi-user.target", "sshd.service", "sshd", "nginx.service", "nginx"],
+    "server's units, services also without .service (the getty@ template is a pattern, not a name)",
+  );
   assert.deepEqual(names(2, 30, /^\d+$/), ["22", "80"], "server's declared ports");
   assert.deepEqual(names(3, 27), ["multi-user.target", "sshd.service", "sshd"], "client has no nginx");
   assert.deepEqual(names(4, 4, /^(client|server|machines|vlan1|startAll)$/).sort(), ["client", "machines", "server", "startAll", "vlan1"]);

@@ -18,7 +18,15 @@ const AWKWARD: ManifestJson = {
   name: "awkward",
   vlans: [1, 2],
   nodes: {
-    "machine-a": { vlans: [2, 1], addresses: [{ vlan: 2, address: "192.168.2.1" }, { vlan: 1, address: "192.168.1.1" }], units: ["dev-disk-by\\x2dlabel-nixos.device", "a`b.service", "x$y@.service"], ports: { tcp: [], udp: [53] } },
+    "machine-a": {
+      vlans: [2, 1],
+      addresses: [
+        { vlan: 2, address: "192.168.2.1" },
+        { vlan: 1, address: "192.168.1.1" },
+      ],
+      units: ["dev-disk-by\\x2dlabel-nixos.device", "a`b.service", "x$y@.service"],
+      ports: { tcp: [], udp: [53] },
+    },
     Server: { vlans: [], units: [], ports: { tcp: [443], udp: [] } },
     server: { vlans: [1], units: ["sshd.service"], ports: { tcp: [22], udp: [] } },
     "1st": { vlans: [], units: ["sshd.service"], ports: { tcp: [], udp: [] } },

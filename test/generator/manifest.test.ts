@@ -29,7 +29,11 @@ test("a valid manifest is normalised: nodes, units and ports sorted, addresses i
   const m = parseManifest(
     manifest(
       {
-        server: node({ units: ["sshd.service", "nginx.service", "getty@.service", "nginx.service"], ports: { tcp: [80, 22, 80], udp: [53] }, addresses: { "1": "192.168.1.2" } }),
+        server: node({
+          units: ["sshd.service", "nginx.service", "getty@.service", "nginx.service"],
+          ports: { tcp: [80, 22, 80], udp: [53] },
+          addresses: { "1": "192.168.1.2" },
+        }),
         client: node({ name: "client", hostname: "cl", addresses: [{ vlan: 1, address: "192.168.1.1" }] }),
       },
       { globalTimeout: 600 },
@@ -83,7 +87,15 @@ test("bad fields are named with the value found", () => {
 });
 
 test("a node named like a reserved word or a script symbol gets a safe identifier (name_); two nodes with the same identifier are rejected", () => {
-  for (const [name, binding] of [["default", "default_"], ["log", "log_"], ["vlan2", "vlan2_"], ["machines", "machines_"], ["Promise", "Promise_"], ["getMachine", "getMachine_"], ["t", "t_"]]) {
+  for (const [name, binding] of [
+    ["default", "default_"],
+    ["log", "log_"],
+    ["vlan2", "vlan2_"],
+    ["machines", "machines_"],
+    ["Promise", "Promise_"],
+    ["getMachine", "getMachine_"],
+    ["t", "t_"],
+  ]) {
     const m = parseManifest(manifest({ [name as string]: node() }), "m");
     assert.equal(m.nodes[0]?.name, name);
     assert.equal(m.nodes[0]?.binding, binding);
@@ -92,8 +104,21 @@ test("a node named like a reserved word or a script symbol gets a safe identifie
 });
 
 test("kind: nodes are VMs unless the manifest says container; anything else is named", () => {
-  const base = { name: "k", vlans: [], nodes: { a: { vlans: [], units: [], ports: { tcp: [], udp: [] } }, b: { kind: "container", vlans: [], units: [], ports: { tcp: [], udp: [] } } } };
+  const base = {
+    name: "k",
+    vlans: [],
+    nodes: { a: { vlans: [], units: [], ports: { tcp: [], udp: [] } }, b: { kind: "container", vlans: [], units: [], ports: { tcp: [], udp: [] } } },
+  };
   const m = parseManifest(base, "manifest.json");
-  assert.deepEqual(m.nodes.map((n) => [n.name, n.kind]), [["a", "vm"], ["b", "container"]]);
-  assert.throws(() => parseManifest({ ...base, nodes: { c: { kind: "lxc", vlans: [], units: [], ports: { tcp: [], udp: [] } } } }, "manifest.json"), /nodes\.c\.kind.*"vm" or "container"/s);
+  assert.deepEqual(
+    m.nodes.map((n) => [n.name, n.kind]),
+    [
+      ["a", "vm"],
+      ["b", "container"],
+    ],
+  );
+  assert.throws(
+    () => parseManifest({ ...base, nodes: { c: { kind: "lxc", vlans: [], units: [], ports: { tcp: [], udp: [] } } } }, "manifest.json"),
+    /nodes\.c\.kind.*"vm" or "container"/s,
+  );
 });

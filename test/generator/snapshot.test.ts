@@ -82,7 +82,13 @@ test("in one process a check reuses the declaration files an earlier one parsed,
 });
 
 test("a script's global augmentation does not leak into the shared lib declarations of later checks", async () => {
-  const augmenting = await testDir(TWO_NODES, ["declare global {", "  interface Array<T> { firstOrNull(): T | null }", "}", "const n: number | null = [1].firstOrNull();", "log(String(n));"]);
+  const augmenting = await testDir(TWO_NODES, [
+    "declare global {",
+    "  interface Array<T> { firstOrNull(): T | null }",
+    "}",
+    "const n: number | null = [1].firstOrNull();",
+    "log(String(n));",
+  ]);
   const plain = await testDir(TWO_NODES, ["const n: number | null = [1].firstOrNull();", "log(String(n));"]);
   const run = (t: typeof plain) => check({ manifestPath: t.manifest, outDir: t.out, script: t.script, command: "nixos-test-ts generate", emit: false });
   for (let round = 0; round < 2; round++) {

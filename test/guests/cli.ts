@@ -19,10 +19,13 @@ function parseNode(spec: string): GuestNode {
   const colon = spec.indexOf(":");
   if (colon < 0) return { name: spec, vlans: [] };
   const vlanText = spec.slice(colon + 1);
-  const vlans = vlanText === "" ? [] : vlanText.split(",").map((v) => {
-    if (!/^\d+$/.test(v)) throw new Error(`${spec}: vlan ${JSON.stringify(v)} is not a number`);
-    return Number(v);
-  });
+  const vlans =
+    vlanText === ""
+      ? []
+      : vlanText.split(",").map((v) => {
+          if (!/^\d+$/.test(v)) throw new Error(`${spec}: vlan ${JSON.stringify(v)} is not a number`);
+          return Number(v);
+        });
   return { name: spec.slice(0, colon), vlans };
 }
 

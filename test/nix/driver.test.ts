@@ -66,7 +66,19 @@ test("startScripts replaces the nodes' VMs; a path is copied into the store", as
 
 test("the script's sources: its directory's .ts/.js/.json files, not Nix files, node_modules, results or editor bindings", async () => {
   const dir = await tempDir("ntt-nix-src-");
-  for (const f of ["test.ts", "helper.ts", "data.json", "plain.mjs", "test.nix", "flake.nix", "flake.lock", "test.generated.ts", "nixos-test-ts.env.d.ts", "tsconfig.json", "notes.md"]) {
+  for (const f of [
+    "test.ts",
+    "helper.ts",
+    "data.json",
+    "plain.mjs",
+    "test.nix",
+    "flake.nix",
+    "flake.lock",
+    "test.generated.ts",
+    "nixos-test-ts.env.d.ts",
+    "tsconfig.json",
+    "notes.md",
+  ]) {
     await writeFile(join(dir, f), "");
   }
   await mkdir(join(dir, "lib"));
@@ -119,8 +131,12 @@ test("scripts it cannot take are evaluation errors that say what to do", async (
 });
 
 test("the wrapper's arguments: log level, test name, extraDriverArgs; --interactive only in driverInteractive", async () => {
-  const r = (await evalJson(`let t = ${ntt} { name = "t"; nodes = ${nodes}; testScript = ${fixtureScript}; logLevel = "debug"; extraDriverArgs = [ "--keep-vm-state" ]; extraPath = [ "/opt/ocr" ]; };
-    in { d = t.driver.buildCommand; i = t.driverInteractive.buildCommand; features = t.test.requiredSystemFeatures; test = t.test.buildCommand; }`)) as Record<string, string | string[]>;
+  const r =
+    (await evalJson(`let t = ${ntt} { name = "t"; nodes = ${nodes}; testScript = ${fixtureScript}; logLevel = "debug"; extraDriverArgs = [ "--keep-vm-state" ]; extraPath = [ "/opt/ocr" ]; };
+    in { d = t.driver.buildCommand; i = t.driverInteractive.buildCommand; features = t.test.requiredSystemFeatures; test = t.test.buildCommand; }`)) as Record<
+      string,
+      string | string[]
+    >;
   assert.match(r.d as string, /'--log-level' 'debug' '--test-name' 't' '--manifest' '\/nix\/store\/[a-z0-9]{32}-t-manifest\.json' '--keep-vm-state' "\\\$@"/);
   assert.doesNotMatch(r.d as string, /--interactive/);
   assert.match(r.i as string, /'--keep-vm-state' '--interactive' "\\\$@"/);

@@ -32,7 +32,13 @@ before(async () => {
   await writeFile(
     join(dir, "host.json"),
     // salt: a test run must run the VMs, not find the last run's result in the store.
-    JSON.stringify({ guestDir, nodeModules: join(REPO, "node_modules"), node: process.execPath, hostPath: "/usr/local/bin:/usr/bin:/bin", salt: `${process.pid}-${Date.now()}` }),
+    JSON.stringify({
+      guestDir,
+      nodeModules: join(REPO, "node_modules"),
+      node: process.execPath,
+      hostPath: "/usr/local/bin:/usr/bin:/bin",
+      salt: `${process.pid}-${Date.now()}`,
+    }),
   );
   overrides = [
     ["nixos-test-ts-nix", join(REPO, "nix")],
@@ -70,26 +76,36 @@ function built(log: string): string[] {
   return [...log.matchAll(/building '\/nix\/store\/[a-z0-9]{32}-(.+)\.drv'/g)].map((m) => m[1] as string).sort();
 }
 
-test("checks.<system>.two-nodes builds with real nix: $out has a well-formed log.xml, junit.xml, report.html, the copied file", { timeout: 600_000 }, async (t) => {
-  const r = await build(`checks.${SYSTEM}.two-nodes`);
-  assert.equal(r.code, 0, r.stderr.slice(-6000));
-  const out = r.out as string;
-  // The checked script is rebuilt only when its inputs changed (test.ts, the manifest, the runtime).
-  if (built(r.stderr).includes("nixos-test-script-two-nodes")) assert.match(r.stderr, /nixos-test-ts: test\.ts: 0 errors, 0 warnings/);
-  assert.match(r.stderr, /QEMU running/, "the VMs ran in the build");
+test(
+  "checks.<system>.two-nodes builds with real nix: $out has a well-formed log.xml, junit.xml, report.html, the copied file",
+  { timeout: 600_000 },
+  async (t) => {
+    const r = await build(`checks.${SYSTEM}.two-nodes`);
+    assert.equal(r.code, 0, r.stderr.slice(-6000));
+    const out = r.out as string;
+    // The checked script is rebuilt only when its inputs changed (test.ts, the manifest, the runtime).
+    if (built(r.stderr).includes("nixos-test-script-two-nodes")) assert.match(r.stderr, /nixos-test-ts: test\.ts: 0 errors, 0 warnings/);
+    assert.match(r.stderr, /QEMU running/, "the VMs ran in the build");
 
-  const xml = await readFile(join(out, "log.xml"), "utf8");
-  assertWellFormed(xml);
-  assert.match(xml, /the nodes reach each other on vlan 1/);
-  const junit = await readFile(join(out, "junit.xml"), "utf8");
-  assertWellFormed(junit);
-  assert.match(junit, /<testcase[^>]*name="a file travels from the server into \$out"/);
-  assert.match(await readFile(join(out, "report.html"), "utf8"), /<html/i);
-  assert.equal((await readFile(join(out, "from-server", "greeting.txt"), "utf8")).trim(), "hello, nix", "from the npm package in nodeModules");
-  assert.equal((await readFile(join(out, "from-server", "from-nix.txt"), "utf8")).trim(), "hello from a Nix value on port 8000", "values: a store path read in the sandbox");
-  assert.deepEqual(buildUserLeftovers(), [], "no QEMU or vde_switch of the build survives it");
-  t.diagnostic(`built ${sandbox.includes("true") ? "in nix's sandbox (host tools in extra-sandbox-paths)" : "without nix's sandbox"}, in ${r.seconds.toFixed(1)} s`);
-});
+    const xml = await readFile(join(out, "log.xml"), "utf8");
+    assertWellFormed(xml);
+    assert.match(xml, /the nodes reach each other on vlan 1/);
+    const junit = await readFile(join(out, "junit.xml"), "utf8");
+    assertWellFormed(junit);
+    assert.match(junit, /<testcase[^>]*name="a file travels from the server into \$out"/);
+    assert.match(await readFile(join(out, "report.html"), "utf8"), /<html/i);
+    assert.equal((await readFile(join(out, "from-server", "greeting.txt"), "utf8")).trim(), "hello, nix", "from the npm package in nodeModules");
+    assert.equal(
+      (await readFile(join(out, "from-server", "from-nix.txt"), "utf8")).trim(),
+      "hello from a Nix value on port 8000",
+      "values: a store path read in the sandbox",
+    );
+    assert.deepEqual(buildUserLeftovers(), [], "no QEMU or vde_switch of the build survives it");
+    t.diagnostic(
+      `built ${sandbox.includes("true") ? "in nix's sandbox (host tools in extra-sandbox-paths)" : "without nix's sandbox"}, in ${r.seconds.toFixed(1)} s`,
+    );
+  },
+);
 
 test("the manifest: eval-time facts, plus the units of the system's unit directory (a build step)", { timeout: 120_000 }, async () => {
   const r = await build(`packages.${SYSTEM}.manifest`);
@@ -120,7 +136,12 @@ test("the driver: a wrapper with nixpkgs' --config JSON, pointing at the emitted
     await access(config.vms[name].start_script, constants.X_OK);
   }
   const wrapper = await readFile(join(out, "bin", "nixos-test-driver"), "utf8");
-  assert.match(wrapper, new RegExp(`--config ${out}/driver-configuration\\.json '--log-level' 'info' '--test-name' 'two-nodes' '--manifest' '[^']+-two-nodes-manifest\\.json' "\\$@"`));
+  assert.match(
+    wrapper,
+    new RegExp(
+      `--config ${out}/driver-configuration\\.json '--log-level' 'info' '--test-name' 'two-nodes' '--manifest' '[^']+-two-nodes-manifest\\.json' "\\$@"`,
+    ),
+  );
   // The sources as checked, filtered to the script's modules.
   assert.deepEqual((await readdir(join(out, "script", "src"))).sort(), ["helpers.ts", "test.ts"]);
 });
@@ -155,7 +176,13 @@ test("after an edit of test.ts, only the script and the driver are rebuilt, the 
       `nix build of the driver after editing test.ts: ${r.seconds.toFixed(2)} s wall clock (evaluation + script + driver); ` +
         `nixos-test-ts check inside it: ${check} ms; nothing to do: ${noop.seconds.toFixed(2)} s`,
     );
-    t.diagnostic(r.stderr.split("\n").filter((l) => /timings:|  program/.test(l)).map((l) => l.replace(/^.*?> /, "").trim()).join(" "));
+    t.diagnostic(
+      r.stderr
+        .split("\n")
+        .filter((l) => /timings:|  program/.test(l))
+        .map((l) => l.replace(/^.*?> /, "").trim())
+        .join(" "),
+    );
     assert.ok(check !== undefined, "the check printed its timings");
     assert.match(r.stderr, /load ts-morph 0 ms/, "the bindings came from the generated derivation: the check did not load ts-morph");
   } finally {
@@ -193,7 +220,10 @@ test("values: the manifest carries them, and a misspelt value name fails the che
   try {
     const r = await build(`packages.${SYSTEM}.script`);
     assert.notEqual(r.code, 0, "the build must fail");
-    assert.match(r.stderr, new RegExp(`test\\.ts:${at + 1}:\\d+ error TS2551 Property 'serverAdress' does not exist on type 'Values'\\. Did you mean 'serverAddress'\\?`));
+    assert.match(
+      r.stderr,
+      new RegExp(`test\\.ts:${at + 1}:\\d+ error TS2551 Property 'serverAdress' does not exist on type 'Values'\\. Did you mean 'serverAddress'\\?`),
+    );
   } finally {
     await writeFile(scriptPath(), originalScript);
   }

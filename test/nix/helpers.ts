@@ -178,7 +178,8 @@ export async function sandboxOptions(): Promise<string[]> {
   if (process.env.NTT_NIX_SANDBOX === "0") return (sandbox = ["--option", "sandbox", "false"]);
   const paths = ["/bin", "/usr", "/lib", "/lib64", resolve(REPO, "node_modules")].filter((p) => existsSync(p));
   const on = ["--option", "sandbox", "true", "--option", "extra-sandbox-paths", paths.join(" ")];
-  const probe = `builtins.derivation { name = "ntt-sandbox-probe"; system = builtins.currentSystem; builder = "/bin/sh"; ` +
+  const probe =
+    `builtins.derivation { name = "ntt-sandbox-probe"; system = builtins.currentSystem; builder = "/bin/sh"; ` +
     `args = [ "-c" "PATH=/usr/bin:/bin; test -x ${resolve(REPO, "node_modules")} && echo ok > $out" ]; salt = "${process.pid}-${Date.now()}"; }`;
   const r = await nix("nix-build", [...NIX_OPTIONS, ...on, "--no-out-link", "--expr", probe], { timeout: 60 });
   sandbox = r.code === 0 ? on : ["--option", "sandbox", "false"];

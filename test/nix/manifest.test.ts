@@ -93,10 +93,7 @@ test("the shapes a node comes in: a configuration, one under .config; nodesCompa
     wrapped = { config.networking.hostName = "w"; options = { }; };
     compat = { networking.hostName = "c"; config = throw "nodes.compat.config is deprecated"; };
   }; }`)) as { nodes: Record<string, { hostname: string; units: string[] }> };
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(m.nodes).map(([n, v]) => [n, v.hostname])),
-    { compat: "c", direct: "d", wrapped: "w" },
-  );
+  assert.deepEqual(Object.fromEntries(Object.entries(m.nodes).map(([n, v]) => [n, v.hostname])), { compat: "c", direct: "d", wrapped: "w" });
   assert.deepEqual(m.nodes.direct?.units, ["a.service"]);
 });
 
@@ -113,21 +110,28 @@ test("manifest-units.mjs adds the unit files of a unit directory, not its .wants
   await mkdir(join(units, "multi-user.target.wants"), { recursive: true });
   await mkdir(join(units, "sshd.service.d"));
   for (const f of ["sshd.service", "getty@.service", "default.target", "README"]) await writeFile(join(units, f), "");
-  await writeFile(join(dir, "m.json"), JSON.stringify({ name: "u", vlans: [1], nodes: { a: { name: "a", vlans: [1], units: ["web.service"], ports: { tcp: [], udp: [] } } } }));
+  await writeFile(
+    join(dir, "m.json"),
+    JSON.stringify({ name: "u", vlans: [1], nodes: { a: { name: "a", vlans: [1], units: ["web.service"], ports: { tcp: [], udp: [] } } } }),
+  );
   await writeFile(join(dir, "dirs.json"), JSON.stringify({ a: [units] }));
-  const r = spawnSync(process.execPath, [join(NIX_LIB, "manifest-units.mjs"), join(dir, "m.json"), join(dir, "dirs.json"), join(dir, "out.json")], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [join(NIX_LIB, "manifest-units.mjs"), join(dir, "m.json"), join(dir, "dirs.json"), join(dir, "out.json")], {
+    encoding: "utf8",
+  });
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(await readFile(join(dir, "out.json"), "utf8"));
   assert.deepEqual(out.nodes.a.units, ["default.target", "getty@.service", "sshd.service", "web.service"]);
   parseManifest(out, "out.json");
 
   await writeFile(join(dir, "dirs.json"), JSON.stringify({ a: [join(dir, "missing")] }));
-  const bad = spawnSync(process.execPath, [join(NIX_LIB, "manifest-units.mjs"), join(dir, "m.json"), join(dir, "dirs.json"), join(dir, "out.json")], { encoding: "utf8" });
+  const bad = spawnSync(process.execPath, [join(NIX_LIB, "manifest-units.mjs"), join(dir, "m.json"), join(dir, "dirs.json"), join(dir, "out.json")], {
+    encoding: "utf8",
+  });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /node a: cannot list the unit directory .*missing/);
 });
 
-test("containers: in the same nodes record with kind = \"container\", numbered with the nodes by sorted name, vlans shared", async () => {
+test('containers: in the same nodes record with kind = "container", numbered with the nodes by sorted name, vlans shared', async () => {
   const m = (await manifestOf(`{
     name = "mixed";
     nodes = { web.config.virtualisation.vlans = [ 1 ]; client.config = { }; };
@@ -135,7 +139,10 @@ test("containers: in the same nodes record with kind = \"container\", numbered w
       db.config = { virtualisation.vlans = [ 1 2 ]; systemd.units."postgresql.service" = { }; networking.firewall.allowedTCPPorts = [ 5432 ]; };
       cache.config = { };
     };
-  }`)) as { vlans: number[]; nodes: Record<string, { kind?: string; vlans: number[]; addresses: Record<string, string>; units: string[]; ports: { tcp: number[] } }> };
+  }`)) as {
+    vlans: number[];
+    nodes: Record<string, { kind?: string; vlans: number[]; addresses: Record<string, string>; units: string[]; ports: { tcp: number[] } }>;
+  };
   assert.deepEqual(Object.keys(m.nodes).sort(), ["cache", "client", "db", "web"]);
   assert.equal(m.nodes.db?.kind, "container");
   assert.equal(m.nodes.cache?.kind, "container");

@@ -29,12 +29,17 @@ test("testScript = { nodes, pkgs, ... }: { file; values; }: the values go into t
       values = { serverName = nodes.server.networking.hostName; hello = "\${pkgs.hello}/bin/hello"; port = 80; };
     };
   }`;
-  const r = (await evalJson(withTest(module, `{
+  const r = (await evalJson(
+    withTest(
+      module,
+      `{
     manifest = builtins.fromJSON (builtins.unsafeDiscardStringContext test.manifest.text);
     context = builtins.attrNames (builtins.getContext test.manifest.text);
     hello = pkgs.hello.drvPath;
     test = test.drvPath;
-  }`))) as { manifest: { values: Record<string, unknown> }; context: string[]; hello: string; test: string };
+  }`,
+    ),
+  )) as { manifest: { values: Record<string, unknown> }; context: string[]; hello: string; test: string };
   assert.deepEqual(Object.keys(r.manifest.values).sort(), ["hello", "port", "serverName"]);
   assert.equal(r.manifest.values.serverName, "server");
   assert.equal(r.manifest.values.port, 80);
@@ -53,10 +58,15 @@ test("testScript: a plain path, a function returning one, and inline text keep w
     inline: `"await startAll();\\n"`,
   };
   for (const [form, script] of Object.entries(forms)) {
-    const r = (await evalJson(withTest(`{ name = "forms"; nodes.server = { }; testScript = ${script}; }`, `{
+    const r = (await evalJson(
+      withTest(
+        `{ name = "forms"; nodes.server = { }; testScript = ${script}; }`,
+        `{
       values = (builtins.fromJSON test.manifest.text) ? values;
       script = test.driver.script.drvPath;
-    }`))) as { values: boolean; script: string };
+    }`,
+      ),
+    )) as { values: boolean; script: string };
     assert.equal(r.values, false, form);
     assert.match(r.script, /-nixos-test-script-forms\.drv$/, form);
   }
@@ -93,7 +103,12 @@ test("includeTestScriptReferences: the values' store paths go into additionalPat
     testScript = { pkgs, ... }: { file = ${TEMPLATE_TS}; values.hello = "\${pkgs.hello}"; };
   }`;
   const paths = (include: boolean): Promise<unknown> =>
-    evalJson(withTest(module(include), `{ image = map (p: p.name) test.nodes.image.virtualisation.additionalPaths; plain = test.nodes.plain.virtualisation.additionalPaths or [ ]; }`));
+    evalJson(
+      withTest(
+        module(include),
+        `{ image = map (p: p.name) test.nodes.image.virtualisation.additionalPaths; plain = test.nodes.plain.virtualisation.additionalPaths or [ ]; }`,
+      ),
+    );
   assert.deepEqual(await paths(true), { image: ["string-references"], plain: [] });
   assert.deepEqual(await paths(false), { image: [], plain: [] });
 });
@@ -106,10 +121,15 @@ test("containers and containerDefaults: container machines in the manifest and i
     containerDefaults.virtualisation.vlans = [ 1 2 ];
     testScript = ${TEMPLATE_TS};
   }`;
-  const r = (await evalJson(withTest(module, `{
+  const r = (await evalJson(
+    withTest(
+      module,
+      `{
     manifest = builtins.fromJSON (builtins.unsafeDiscardStringContext test.manifest.text);
     config = test.driver.driverConfiguration;
-  }`))) as {
+  }`,
+    ),
+  )) as {
     manifest: { vlans: number[]; nodes: Record<string, { kind?: string; vlans: number[]; ports: { tcp: number[] } }> };
     config: { vms: Record<string, { start_script: string }>; containers: Record<string, { name: string; start_script: string }>; vlans: number[] };
   };

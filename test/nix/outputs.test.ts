@@ -68,19 +68,23 @@ test("every derivation flake.nix outputs instantiates: packages, checks (test, d
   in mapAttrs (system: _: perSystem system) self.packages`)) as Record<string, Record<string, string>>;
   assert.deepEqual(Object.keys(drvs).sort(), ["aarch64-linux", "x86_64-linux"]);
   for (const [system, paths] of Object.entries(drvs)) {
-    assert.deepEqual(Object.keys(paths).sort(), [
-      "checks.package",
-      "checks.template",
-      ...[".driver", ".driverInteractive", ".manifest", ".script"].map((p) => `checks.template${p}`),
-      "checks.vlans",
-      ...[".driver", ".driverInteractive", ".manifest", ".script"].map((p) => `checks.vlans${p}`),
-      "default",
-      "lib.mkTest",
-      "lib.runTest",
-      "nixos-test-ts",
-      "overlay.nixos-test-ts",
-      "overlay.testers.runNixOSTestTs",
-    ].sort(), system);
+    assert.deepEqual(
+      Object.keys(paths).sort(),
+      [
+        "checks.package",
+        "checks.template",
+        ...[".driver", ".driverInteractive", ".manifest", ".script"].map((p) => `checks.template${p}`),
+        "checks.vlans",
+        ...[".driver", ".driverInteractive", ".manifest", ".script"].map((p) => `checks.vlans${p}`),
+        "default",
+        "lib.mkTest",
+        "lib.runTest",
+        "nixos-test-ts",
+        "overlay.nixos-test-ts",
+        "overlay.testers.runNixOSTestTs",
+      ].sort(),
+      system,
+    );
     for (const [output, drv] of Object.entries(paths)) assert.match(drv, /^\/nix\/store\/[a-z0-9]{32}-.+\.drv$/, `${system} ${output}`);
     assert.match(paths["checks.vlans"] as string, /-vm-test-run-vlans\.drv$/);
     assert.match(paths["checks.template.script"] as string, /-nixos-test-script-two-nodes\.drv$/);
@@ -107,9 +111,13 @@ async function checkExample(script: string, nodes: string): Promise<void> {
   const dir = await tempDir("ntt-nix-example-");
   const manifest = await evalJson(`import ${NIX_LIB}/manifest.nix { name = "example"; nodes = ${nodes}; }`);
   await writeFile(join(dir, "manifest.json"), JSON.stringify(manifest));
-  const r = spawnSync(process.execPath, [join(REPO, "dist", "generator", "cli.js"), "check", "--manifest", join(dir, "manifest.json"), "--out", join(dir, "out"), script], {
-    encoding: "utf8",
-  });
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO, "dist", "generator", "cli.js"), "check", "--manifest", join(dir, "manifest.json"), "--out", join(dir, "out"), script],
+    {
+      encoding: "utf8",
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /0 errors, 0 warnings/);
 }
@@ -135,7 +143,9 @@ test("the vlans example's test.ts type-checks against its three nodes on two vla
 });
 
 test("package-lock.json: every package has the resolved URL and integrity importNpmLock fetches it by", async () => {
-  const lock = JSON.parse(await readFile(join(REPO, "package-lock.json"), "utf8")) as { packages: Record<string, { resolved?: string; integrity?: string; link?: boolean }> };
+  const lock = JSON.parse(await readFile(join(REPO, "package-lock.json"), "utf8")) as {
+    packages: Record<string, { resolved?: string; integrity?: string; link?: boolean }>;
+  };
   const incomplete = Object.entries(lock.packages)
     .filter(([path, p]) => path !== "" && !p.link && !(p.resolved?.startsWith("https://") && p.integrity?.startsWith("sha512-")))
     .map(([path]) => path);

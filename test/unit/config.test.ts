@@ -188,11 +188,17 @@ test("a key equal to another VM's explicit name also collides", () => {
     ...valid(),
     vms: { a: { start_script: "/s/run-a-vm" }, b: { name: "a", start_script: "/s/run-b-vm" } },
   };
-  assert.throws(() => parseDriverConfiguration(json, SOURCE), (e: unknown) => e instanceof ConfigError && /"a"/.test(e.message));
+  assert.throws(
+    () => parseDriverConfiguration(json, SOURCE),
+    (e: unknown) => e instanceof ConfigError && /"a"/.test(e.message),
+  );
 });
 
 test("containers are parsed like vms; names are unique across both", () => {
-  const c = parseDriverConfiguration({ ...valid(), containers: { c1: { name: "db", start_script: "/s/run-db-nspawn" }, c2: { start_script: "/s/run-c2-nspawn" } } }, SOURCE);
+  const c = parseDriverConfiguration(
+    { ...valid(), containers: { c1: { name: "db", start_script: "/s/run-db-nspawn" }, c2: { start_script: "/s/run-c2-nspawn" } } },
+    SOURCE,
+  );
   assert.deepEqual(c.containers, [
     { name: "db", startScript: "/s/run-db-nspawn" },
     { name: "c2", startScript: "/s/run-c2-nspawn" },

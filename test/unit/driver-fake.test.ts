@@ -99,7 +99,12 @@ test("an exception thrown by the script fails the test with its stack; the log i
 
 test("an exception thrown in a subtest: exit 1, the subtest's failure in the XML log", async () => {
   const run = await runDriver(
-    ['await machine.succeed("true");', 'await subtest("the script gives up", async () => {', '  throw new Error("thrown on purpose in a subtest");', "});"].join("\n"),
+    [
+      'await machine.succeed("true");',
+      'await subtest("the script gives up", async () => {',
+      '  throw new Error("thrown on purpose in a subtest");',
+      "});",
+    ].join("\n"),
     fake(),
   );
   assert.equal(run.code, 1, run.output.slice(-3000));
@@ -133,7 +138,10 @@ test("the machine dies during a command: MachineCrashedError at once, the log co
 });
 
 test("the global timeout ends two waiting machines: exit 1, a message, the log complete, nothing left", async () => {
-  const run = await runDriver(`await Promise.all([a.waitUntilSucceeds("test -e /never"), b.succeed("sleep 600")]);`, fake({ nodes: two, args: ["--global-timeout", "3"] }));
+  const run = await runDriver(
+    `await Promise.all([a.waitUntilSucceeds("test -e /never"), b.succeed("sleep 600")]);`,
+    fake({ nodes: two, args: ["--global-timeout", "3"] }),
+  );
   assert.equal(run.code, 1, run.output.slice(-3000));
   assert.match(run.output, /global timeout/i);
   assertWellFormed(await run.xml());

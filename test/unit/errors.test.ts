@@ -71,7 +71,10 @@ test("tail() keeps the last lines and ignores one trailing newline", () => {
 test("MachineCrashedError shows how QEMU ended and the serial tail", () => {
   const serial = "[  1.0] Kernel panic - not syncing\n[  1.1] end Kernel panic";
   const killed = new MachineCrashedError("server", "running `reboot`", null, "SIGKILL", serial);
-  assert.equal(killed.message, `server: QEMU was killed by SIGKILL while running \`reboot\`\n  last serial output:\n    [  1.0] Kernel panic - not syncing\n    [  1.1] end Kernel panic`);
+  assert.equal(
+    killed.message,
+    `server: QEMU was killed by SIGKILL while running \`reboot\`\n  last serial output:\n    [  1.0] Kernel panic - not syncing\n    [  1.1] end Kernel panic`,
+  );
   assert.equal(killed.serialTail, serial);
   assert.equal(killed.signal, "SIGKILL");
   assert.equal(killed.exitCode, null);
@@ -91,7 +94,10 @@ test("OutputLostError and UnitFailedError carry their data and say what happened
   assert.match(lost.message, /^m: the output of `cat big` was damaged .*\(bytes were lost: 60 of 100 characters of the answer arrived\)/);
   const unit = new UnitFailedError("m", "nginx.service", "failed", "status text", lines(30, "journal"));
   assert.equal(unit.unit, "nginx.service");
-  assert.match(unit.message, /^m: unit nginx.service failed\n  systemctl status:\n {4}status text\n  last journal lines:\n {4}\.\.\. \(10 earlier lines omitted\)\n {4}journal 11\n/);
+  assert.match(
+    unit.message,
+    /^m: unit nginx.service failed\n  systemctl status:\n {4}status text\n  last journal lines:\n {4}\.\.\. \(10 earlier lines omitted\)\n {4}journal 11\n/,
+  );
 });
 
 test("every class: a stable code, name equal to the class name, the right base classes", () => {
@@ -120,7 +126,12 @@ test("every class: a stable code, name equal to the class name, the right base c
     codes.add(code);
   }
   assert.equal(codes.size, cases.length, "codes are distinct");
-  for (const e of [new CommandFailedError("m", "c", 1, ""), new MachineCrashedError("m", "d", 1, null, ""), new OutputLostError("m", "c", 1, 0, "w"), new UnitFailedError("m", "u", "w", "", "")]) {
+  for (const e of [
+    new CommandFailedError("m", "c", 1, ""),
+    new MachineCrashedError("m", "d", 1, null, ""),
+    new OutputLostError("m", "c", 1, 0, "w"),
+    new UnitFailedError("m", "u", "w", "", ""),
+  ]) {
     assert.ok(e instanceof MachineError, e.name);
     assert.equal(e.machine, "m");
   }

@@ -170,7 +170,7 @@ describe("RecordParser", () => {
       const random = prng(seed);
       const cuts: number[] = [];
       // Chunks from 1 byte to ~100 KB, so some straddle block and record boundaries.
-      for (let at = 0; ; ) {
+      for (let at = 0; ;) {
         const size = 1 + Math.floor(random() ** 3 * 100_000);
         at += size;
         if (at >= bigStream.length) break;
@@ -198,7 +198,10 @@ describe("RecordParser", () => {
       assert.equal(junkText(s2), "", `cut ${cut}`);
     }
     parser.feed(rawRecord(8, 0, Buffer.alloc(0)));
-    assert.deepEqual(seen.records.map((r) => [r.id, r.output.length]), [[8, 0]]);
+    assert.deepEqual(
+      seen.records.map((r) => [r.id, r.output.length]),
+      [[8, 0]],
+    );
   });
 
   test("a raw record that lost bytes is damaged (its newline is not where the length says), not a short answer", () => {
@@ -216,7 +219,10 @@ describe("RecordParser", () => {
     parser.feed(rawRecord(11, 0, Buffer.from("0123456789")).subarray(0, 20));
     assert.equal(parser.midRecord, true);
     parser.abandon("stalled");
-    assert.deepEqual(seen.damaged.map((d) => [d.id, d.expected, d.why]), [[11, 10, "stalled"]]);
+    assert.deepEqual(
+      seen.damaged.map((d) => [d.id, d.expected, d.why]),
+      [[11, 10, "stalled"]],
+    );
   });
 
   test("blockDone reports each block as it completes, also when several blocks arrive in one chunk (a window in flight)", () => {
@@ -224,7 +230,13 @@ describe("RecordParser", () => {
     const length = 5 * BLOCK + 8;
     const output = randomBytes((length / 4) * 3);
     parser.feed(record(12, 0, output));
-    assert.deepEqual(seen.blocks, [[0, 6], [1, 6], [2, 6], [3, 6], [4, 6]]);
+    assert.deepEqual(seen.blocks, [
+      [0, 6],
+      [1, 6],
+      [2, 6],
+      [3, 6],
+      [4, 6],
+    ]);
     assert.ok(seen.records[0]?.output.equals(output));
   });
 
@@ -324,7 +336,13 @@ describe("RecordParser", () => {
   test("a lost newline between two records: both parse, nothing is junk", () => {
     const { seen, parser } = collector();
     parser.feed(Buffer.concat([record(1, 0, Buffer.from("a"), { newline: false }), record(2, 0, Buffer.from("b"))]));
-    assert.deepEqual(seen.records, expectedRecords([[1, 0, Buffer.from("a")], [2, 0, Buffer.from("b")]]));
+    assert.deepEqual(
+      seen.records,
+      expectedRecords([
+        [1, 0, Buffer.from("a")],
+        [2, 0, Buffer.from("b")],
+      ]),
+    );
     assert.deepEqual(seen.junk, []);
   });
 
@@ -339,12 +357,17 @@ describe("RecordParser", () => {
   test("exit status -130 (the host cancelled the command) is exit code 130, not a timeout", () => {
     const { seen, parser } = collector();
     parser.feed(record(1, -130, Buffer.alloc(0)));
-    assert.deepEqual(seen.records.map((r) => [r.id, r.exitCode, r.timedOut]), [[1, 130, false]]);
+    assert.deepEqual(
+      seen.records.map((r) => [r.id, r.exitCode, r.timedOut]),
+      [[1, 130, false]],
+    );
   });
 
   test("exit status -124 means the guest-side timeout: timedOut, exit code 124", () => {
     const { seen, parser } = collector();
-    parser.feed(Buffer.concat([record(1, -124, Buffer.alloc(0)), record(2, 124, Buffer.alloc(0)), record(3, 0, Buffer.alloc(0)), record(4, 255, Buffer.alloc(0))]));
+    parser.feed(
+      Buffer.concat([record(1, -124, Buffer.alloc(0)), record(2, 124, Buffer.alloc(0)), record(3, 0, Buffer.alloc(0)), record(4, 255, Buffer.alloc(0))]),
+    );
     assert.deepEqual(
       seen.records.map((r) => [r.id, r.exitCode, r.timedOut]),
       [
@@ -421,7 +444,10 @@ describe("RecordParser", () => {
     parser.feed(Buffer.from("\x1eNTT 4 0", "latin1"));
     parser.abandon("closed");
     const damaged: DamagedRecord[] = seen.damaged;
-    assert.deepEqual(damaged.map((d) => [d.id, d.why]), [[0, "closed"]]);
+    assert.deepEqual(
+      damaged.map((d) => [d.id, d.why]),
+      [[0, "closed"]],
+    );
   });
 });
 
@@ -434,7 +460,7 @@ describe("frameCommand and shellQuote", () => {
   });
 
   test("shellQuote survives bash: tricky strings come back unchanged", () => {
-    const tricky = ["", "it's", "''", "a\nb\n", "$HOME `id` $(id) \\ \" ! * ?", "tab\there", "ü €", "-n", "'\n'"];
+    const tricky = ["", "it's", "''", "a\nb\n", '$HOME `id` $(id) \\ " ! * ?', "tab\there", "ü €", "-n", "'\n'"];
     for (const s of tricky) {
       const r = spawnSync("bash", ["--norc", "-c", `printf %s ${shellQuote(s)}`], { encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
@@ -532,7 +558,7 @@ function processes(): ProcInfo[] {
 function descendants(pid: number, all = processes()): ProcInfo[] {
   const found: ProcInfo[] = [];
   const parents = new Set([pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const p of all) {
       if (!parents.has(p.pid) && parents.has(p.ppid)) {
@@ -636,7 +662,12 @@ class HostShell {
   }
 
   /** Sends `frameCommand(...)` and waits for its record (at most `hostMs`). */
-  async run(id: number, command: string, timeout: number, opts: { flowControl?: boolean; hostMs?: number; onSent?: () => void; poll?: Poll } = {}): Promise<Answer> {
+  async run(
+    id: number,
+    command: string,
+    timeout: number,
+    opts: { flowControl?: boolean; hostMs?: number; onSent?: () => void; poll?: Poll } = {},
+  ): Promise<Answer> {
     assert.equal(this.waiting, undefined, "a command is still running");
     this.flowControl = opts.flowControl ?? true;
     this.blockDones = 0;
@@ -794,7 +825,10 @@ describe("the guest-side shell code, run by the host's bash", () => {
     for (const size of [BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK]) {
       const { record } = await run(`head -c ${size} /dev/zero | tr '\\0' x`, 30);
       assert.deepEqual([record.exitCode, record.output.length], [0, size], `size ${size}`);
-      assert.ok(record.output.every((b) => b === 0x78), `size ${size}`);
+      assert.ok(
+        record.output.every((b) => b === 0x78),
+        `size ${size}`,
+      );
     }
   });
 

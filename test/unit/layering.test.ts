@@ -63,8 +63,6 @@ test("generator/ reaches the runtime only through types", () => {
 });
 
 test("outside runtime/machine/, machines are reached through runtime/machine/index.ts only (never a backend's files)", () => {
-  const bad = all.filter(
-    (i) => !i.from.startsWith("runtime/machine/") && i.target.startsWith("runtime/machine/") && i.target !== "runtime/machine/index.ts",
-  );
+  const bad = all.filter((i) => !i.from.startsWith("runtime/machine/") && i.target.startsWith("runtime/machine/") && i.target !== "runtime/machine/index.ts");
   assert.deepEqual(bad, [], show(bad));
 });

@@ -155,5 +155,8 @@ test("wait() waits until the condition holds, and times out naming it", async ()
   await c.wait({ timeout: 1.5 });
   assert.equal(n, 3);
   const never = new PollingCondition(() => false, new Set(), { description: "never true" });
-  await assert.rejects(never.wait({ timeout: 0.2 }), (e: unknown) => e instanceof Error && /waiting for polling condition "never true" timed out/.test(e.message));
+  await assert.rejects(
+    never.wait({ timeout: 0.2 }),
+    (e: unknown) => e instanceof Error && /waiting for polling condition "never true" timed out/.test(e.message),
+  );
 });

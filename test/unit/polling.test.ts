@@ -93,7 +93,10 @@ test("retry: a last try that succeeds makes the whole retry succeed", async () =
 });
 
 test("retry: without `what` the message still says what timed out", async () => {
-  await assert.rejects(retry(() => false, { timeout: 0.1 }), (e: unknown) => e instanceof TimeoutError && e.message === "retry timed out after 0.1 s");
+  await assert.rejects(
+    retry(() => false, { timeout: 0.1 }),
+    (e: unknown) => e instanceof TimeoutError && e.message === "retry timed out after 0.1 s",
+  );
 });
 
 test("retry: an outer abort during the pause rejects promptly with its reason and makes no last try", async () => {
@@ -107,7 +110,10 @@ test("retry: an outer abort during the pause rejects promptly with its reason an
     (e: unknown) => e === reason,
   );
   assert.ok(rejectedAt >= 110 && rejectedAt < 250, `rejected at ${rejectedAt} ms`);
-  assert.deepEqual(t.calls.map((c) => c.lastTry), [false, false]);
+  assert.deepEqual(
+    t.calls.map((c) => c.lastTry),
+    [false, false],
+  );
   await delay(200);
   assert.equal(t.calls.length, 2);
 });
@@ -123,13 +129,19 @@ test("retry: an outer abort during a try rejects with its reason, no last try", 
   });
   await assert.rejects(retry(t.fn, { timeout: 1.5, signal: controller.signal }), (e: unknown) => e === reason);
   assert.ok(t.elapsed() < 400);
-  assert.deepEqual(t.calls.map((c) => c.lastTry), [false]);
+  assert.deepEqual(
+    t.calls.map((c) => c.lastTry),
+    [false],
+  );
 });
 
 test("retry: an outer abort with a non-Error reason rejects with a TestAbortedError carrying it", async () => {
   const controller = new AbortController();
   setTimeout(() => controller.abort("SIGINT"), 30);
-  await assert.rejects(retry(() => false, { timeout: 1.5, signal: controller.signal }), (e: unknown) => e instanceof TestAbortedError && e.message === "SIGINT");
+  await assert.rejects(
+    retry(() => false, { timeout: 1.5, signal: controller.signal }),
+    (e: unknown) => e instanceof TestAbortedError && e.message === "SIGINT",
+  );
 });
 
 test("retry: an already aborted signal rejects without calling fn", async () => {
@@ -153,7 +165,11 @@ test("retry: a try cut short by the deadline leads to the last try, not to the t
     } else {
       await assert.rejects(promise, (e: unknown) => e instanceof TimeoutError && e.what === "slow check");
     }
-    assert.deepEqual(t.calls.map((c) => c.lastTry), [false, true], `last try answers ${lastAnswer}`);
+    assert.deepEqual(
+      t.calls.map((c) => c.lastTry),
+      [false, true],
+      `last try answers ${lastAnswer}`,
+    );
     assert.ok(t.calls[1]!.at >= 280 && t.calls[1]!.at < 800, `last try at ${t.calls[1]!.at} ms`);
   }
 });

@@ -24,10 +24,12 @@ test("spans: a machine's outermost blocks with their durations, failed ones mark
         await logger.nested("waiting for the VM to finish booting", { machine: "a" }, () => delay(20));
         await logger.nested("inner of a", { machine: "a" }, () => delay(20));
       }),
-      logger.nested("must fail: b", { machine: "b" }, async () => {
-        await delay(30);
-        throw new Error("no");
-      }).catch(() => undefined),
+      logger
+        .nested("must fail: b", { machine: "b" }, async () => {
+          await delay(30);
+          throw new Error("no");
+        })
+        .catch(() => undefined),
     ]);
   });
   logger.nested("waiting for the VM to finish booting", { machine: "c" }, () => delay(1));
@@ -91,7 +93,10 @@ test("report.html: a small console is embedded as chunk scripts that give back e
   const { writeHtmlReport } = await import("../../runtime/report/html.js");
   const { runInNewContext } = await import("node:vm");
   const { readdirSync } = await import("node:fs");
-  for (const [name, count] of [["small", 2_000], ["large", 100_000]] as const) {
+  for (const [name, count] of [
+    ["small", 2_000],
+    ["large", 100_000],
+  ] as const) {
     const out = mkdtempSync(join(dir, `${name}-`));
     const record = new RecordSink(out);
     const logger = new Logger([record]);
@@ -111,7 +116,8 @@ test("report.html: a small console is embedded as chunk scripts that give back e
     if (name === "small") assert.equal(chunks, 1);
     else assert.ok(chunks >= 3, `chunks: ${chunks}`);
     const got: string[][] = [];
-    for (const source of sources) runInNewContext(source, { serialChunk: (_m: string, i: number, text: string) => (got[i] = text.replace(/\n$/, "").split("\n")) });
+    for (const source of sources)
+      runInNewContext(source, { serialChunk: (_m: string, i: number, text: string) => (got[i] = text.replace(/\n$/, "").split("\n")) });
     const lines = got.flat();
     assert.equal(lines.length, count);
     assert.match(lines[0]!, /^ +\d+\.\d\d {2}line 0 <\/script> "q" \u2028 é$/);

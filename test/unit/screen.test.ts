@@ -15,7 +15,7 @@ test("window names from a real xwininfo -root -tree (Xvfb + xmessage): named win
 
 test("window names: several windows, names with spaces and colons, no windows", () => {
   const text = [
-    '  Root window id: 0x50d (the root window) (has no name)',
+    "  Root window id: 0x50d (the root window) (has no name)",
     '     0x200030 "Firefox: a page": ("firefox" "Firefox")  800x600+0+0  +0+0',
     '        0x400001 "xterm": ("xterm" "XTerm")  484x316+0+0  +10+10',
     "        0x400002 (has no name): ()  1x1+-1+-1  +9+9",

@@ -20,20 +20,101 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 // QemuMachine, NspawnMachine) and test_symbols(), as of the reference in
 // /work/shared/reference/nixpkgs-test-framework.md.
 const UPSTREAM_METHODS = [
-  "log", "log_serial", "nested", "is_up", "start", "wait_for_shutdown", "shutdown", "systemctl", "wait_for_unit", "wait_for_job",
-  "get_unit_info", "get_unit_property", "require_unit_state", "succeed", "fail", "wait_until_succeeds", "wait_until_fails", "sleep",
-  "wait_for_file", "get_window_names", "wait_for_window", "send_key", "send_chars", "screenshot", "get_screen_text_variants",
-  "get_screen_text", "wait_for_text", "wait_for_open_port", "wait_for_open_unix_socket", "wait_for_closed_port", "start_job", "stop_job",
-  "execute", "run_callbacks", "cleanup_statedir", "copy_from_machine", "copy_from_vm", "copy_from_host", "copy_from_host_via_shell",
-  "connect", "crash", "reboot", "release", "send_monitor_command", "wait_for_monitor_prompt", "send_console", "console_interact",
-  "shell_interact", "get_tty_text", "wait_until_tty_matches", "dump_tty_contents", "wait_for_console_text", "get_console_log",
-  "wait_for_qmp_event", "wait_for_x", "forward_port", "block", "unblock", "switch_root", "ssh_backdoor_command", "dump_efi_vars",
-  "read_efi_vars", "create_efi_vars", "write_efi_vars", "name", "state_dir", "shared_dir", "qmp_client", "booted", "connected", "pid",
+  "log",
+  "log_serial",
+  "nested",
+  "is_up",
+  "start",
+  "wait_for_shutdown",
+  "shutdown",
+  "systemctl",
+  "wait_for_unit",
+  "wait_for_job",
+  "get_unit_info",
+  "get_unit_property",
+  "require_unit_state",
+  "succeed",
+  "fail",
+  "wait_until_succeeds",
+  "wait_until_fails",
+  "sleep",
+  "wait_for_file",
+  "get_window_names",
+  "wait_for_window",
+  "send_key",
+  "send_chars",
+  "screenshot",
+  "get_screen_text_variants",
+  "get_screen_text",
+  "wait_for_text",
+  "wait_for_open_port",
+  "wait_for_open_unix_socket",
+  "wait_for_closed_port",
+  "start_job",
+  "stop_job",
+  "execute",
+  "run_callbacks",
+  "cleanup_statedir",
+  "copy_from_machine",
+  "copy_from_vm",
+  "copy_from_host",
+  "copy_from_host_via_shell",
+  "connect",
+  "crash",
+  "reboot",
+  "release",
+  "send_monitor_command",
+  "wait_for_monitor_prompt",
+  "send_console",
+  "console_interact",
+  "shell_interact",
+  "get_tty_text",
+  "wait_until_tty_matches",
+  "dump_tty_contents",
+  "wait_for_console_text",
+  "get_console_log",
+  "wait_for_qmp_event",
+  "wait_for_x",
+  "forward_port",
+  "block",
+  "unblock",
+  "switch_root",
+  "ssh_backdoor_command",
+  "dump_efi_vars",
+  "read_efi_vars",
+  "create_efi_vars",
+  "write_efi_vars",
+  "name",
+  "state_dir",
+  "shared_dir",
+  "qmp_client",
+  "booted",
+  "connected",
+  "pid",
 ];
 const UPSTREAM_SYMBOLS = [
-  "start_all", "join_all", "test_script", "run_tests", "machines", "machines_qemu", "machines_nspawn", "vlans", "driver", "log", "os",
-  "create_machine", "subtest", "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition", "t", "BaseMachine", "QemuMachine",
-  "NspawnMachine", "Machine",
+  "start_all",
+  "join_all",
+  "test_script",
+  "run_tests",
+  "machines",
+  "machines_qemu",
+  "machines_nspawn",
+  "vlans",
+  "driver",
+  "log",
+  "os",
+  "create_machine",
+  "subtest",
+  "retry",
+  "serial_stdout_off",
+  "serial_stdout_on",
+  "polling_condition",
+  "t",
+  "BaseMachine",
+  "QemuMachine",
+  "NspawnMachine",
+  "Machine",
 ];
 
 function portingTable(): string[] {
@@ -41,7 +122,10 @@ function portingTable(): string[] {
   const section = readme.slice(readme.indexOf("### Porting from Python"));
   const table = section.slice(0, section.indexOf("\n\n", section.indexOf("| Python")));
   // The Python column of each row.
-  return table.split("\n").filter((l) => l.startsWith("| ")).map((l) => l.split(" | ")[0] as string);
+  return table
+    .split("\n")
+    .filter((l) => l.startsWith("| "))
+    .map((l) => l.split(" | ")[0] as string);
 }
 
 test("the README's porting table has a row for every method and symbol of nixpkgs' driver", () => {
@@ -64,7 +148,8 @@ test("the runtime exports every function lib/script-symbols.ts lists, and binds 
   try {
     const driver = new Driver({ logger: new Logger([]), outDir: stateRoot, stateRoot, globalTimeout: 10, vms: [], vlans: [] });
     const symbols = Object.keys(driver.testSymbols());
-    for (const s of SCRIPT_SYMBOLS_LIST.filter((x) => x.kind !== "repl" && x.name !== "values" && x.name !== "runtimeUnit")) assert.ok(symbols.includes(s.name), s.name);
+    for (const s of SCRIPT_SYMBOLS_LIST.filter((x) => x.kind !== "repl" && x.name !== "values" && x.name !== "runtimeUnit"))
+      assert.ok(symbols.includes(s.name), s.name);
   } finally {
     rmSync(stateRoot, { recursive: true, force: true });
   }
@@ -98,6 +183,9 @@ test("t: unittest's assertions with their messages", async () => {
     throw new RangeError("x");
   });
   assert.equal(e.message, "x");
-  await assert.rejects(t.assertRaises(RangeError, () => undefined), /RangeError not raised/);
+  await assert.rejects(
+    t.assertRaises(RangeError, () => undefined),
+    /RangeError not raised/,
+  );
   assert.throws(() => t.fail("stop"), { message: "stop" });
 });

@@ -20,7 +20,11 @@ const MANIFEST = {
 async function run(lines: string[], onOutput?: (output: string, pid: number) => void): Promise<CliRun & { qemuPids: number[] }> {
   const t = await testDir(MANIFEST, lines);
   const scripts = await writeFakeStartScripts(t.dir, ["client", "server"]);
-  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], { cwd: t.dir, limit: 240, ...(onOutput ? { onOutput } : {}) });
+  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], {
+    cwd: t.dir,
+    limit: 240,
+    ...(onOutput ? { onOutput } : {}),
+  });
   const qemuPids = [...r.output.matchAll(/QEMU running \(pid (\d+)\)/g)].map((m) => Number(m[1]));
   return { ...r, qemuPids };
 }
@@ -34,12 +38,12 @@ test("a checked two-node script runs commands on both machines, with globals and
     'if (importedServer !== server || machines.client !== client) throw new Error("imports and globals differ");',
     'if (runtimeUnit("x.service") !== "x.service" || hatch !== runtimeUnit) throw new Error("runtimeUnit");',
     'if (vlan1.nr !== 1) throw new Error("vlan1");',
-    'log(`both machines answered: ${c.trim()} ${s.trim()}`);',
+    "log(`both machines answered: ${c.trim()} ${s.trim()}`);",
     "// nixpkgs' names at run time: machines as a list and by name (globals and imports alike), t, log.*, values.",
-    'const globalMachines = (globalThis as unknown as { machines: typeof machines }).machines;',
+    "const globalMachines = (globalThis as unknown as { machines: typeof machines }).machines;",
     't.assertEqual([...globalMachines].map((m) => m.name), ["client", "server"]);',
-    't.assertEqual(Object.values(machines).length, 2);',
-    't.assertIs(globalMachines.server, server);',
+    "t.assertEqual(Object.values(machines).length, 2);",
+    "t.assertIs(globalMachines.server, server);",
     'await log.nested("a nested block", async () => { log.info(`values: ${values.greeting} on ${values.port}`); });',
     'log.warning("a warning from the script");',
   ]);
@@ -52,12 +56,7 @@ test("a checked two-node script runs commands on both machines, with globals and
 });
 
 test("a failing succeed reports the line of the user's test.ts (source maps)", async () => {
-  const r = await run([
-    "// the failure is on line 4",
-    'await client.succeed("true");',
-    "",
-    'await server.succeed("echo about to fail; exit 3");',
-  ]);
+  const r = await run(["// the failure is on line 4", 'await client.succeed("true");', "", 'await server.succeed("echo about to fail; exit 3");']);
   assert.equal(r.code, 1, r.output.slice(-4000));
   assert.match(r.output, /CommandFailedError: server: command `echo about to fail; exit 3` failed \(exit code 3\)/);
   assert.match(r.output, /test\.ts:4:14/);

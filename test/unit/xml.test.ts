@@ -40,7 +40,7 @@ function decode(text: string, where: string): string {
 
 function parseXml(text: string): Element {
   const decl = /^<\?xml version="1\.0"( encoding="UTF-8")?\?>/.exec(text);
-  if (decl === null) throw new Error("no <?xml version=\"1.0\"?> declaration at the start");
+  if (decl === null) throw new Error('no <?xml version="1.0"?> declaration at the start');
   const bad = FORBIDDEN.exec(text);
   if (bad !== null) throw new Error(`forbidden character U+${bad[0].charCodeAt(0).toString(16)} at ${bad.index}`);
   const stack: Element[] = [];
@@ -333,7 +333,9 @@ describe("XmlLogSink with Logger", () => {
     });
     logger.flush();
     const nest = elements(read())[0]!;
-    const serial = elements(nest).filter((e) => e.attrs.type === "serial").map(textOf);
+    const serial = elements(nest)
+      .filter((e) => e.attrs.type === "serial")
+      .map(textOf);
     assert.equal(serial.length, count);
     assert.ok(serial.every((t, i) => t === `flood line ${i}`));
     logger.end();
@@ -357,7 +359,7 @@ describe("XmlLogSink with Logger", () => {
     assert.equal(short.length, 1); // just its closing line
   });
 
-  test("serial lines: type=\"serial\" and the machine, in the open block (or at the top)", async () => {
+  test('serial lines: type="serial" and the machine, in the open block (or at the top)', async () => {
     const { logger, read } = newLog();
     logger.serial("m1", "before any block");
     await logger.nested("booting", { machine: "m1" }, async () => {
@@ -424,7 +426,10 @@ describe("XmlLogSink with Logger", () => {
     }
     logger.end();
     const name = path.slice(dir.length + 1);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith(name)), [name]);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith(name)),
+      [name],
+    );
   });
 
   test("LOGFILE=/dev/null: nothing is written, nothing throws, /dev/null stays a device", async () => {
