@@ -95,8 +95,22 @@ export function defineReplTests(guest: "tiny" | "fake", cases: ("repl" | "pause"
     );
   });
 
-  after(() => {
-    for (const s of sessions) s.term.kill("SIGKILL");
+  // Even when a case failed midway: SIGTERM lets the driver stop its QEMU; what survives a
+  // SIGKILL then (the process groups of the start scripts it printed) is ended here, by group.
+  after(async () => {
+    for (const s of sessions) s.term.kill("SIGTERM");
+    await Promise.all(sessions.map((s) => Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])));
+    for (const s of sessions) {
+      s.term.kill("SIGKILL");
+      for (const group of s.qemuPids()) {
+        if ((await survivors([group])).length === 0) continue;
+        try {
+          process.kill(-group, "SIGKILL");
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
   });
 
   function start(extra: string[], scriptPath = script): Session {
