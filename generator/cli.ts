@@ -11,28 +11,15 @@
  * else, and any command without a snapshot, runs in this process. Only node:
  * modules are imported before that choice.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { runNode } from "./child.js";
 import { currentSnapshot, usableSnapshot } from "./snapshot.js";
 
 /** Runs this CLI again in a Node started from `blob`; resolves to the exit code to leave with. */
-function relaunch(blob: string, argv: string[]): Promise<number> {
-  const child = spawn(process.execPath, ["--snapshot-blob", blob, fileURLToPath(import.meta.url), ...argv], { stdio: "inherit" });
-  // Ctrl-C at a terminal reaches the child directly (same process group); other signals are passed on.
-  const forward = (signal: NodeJS.Signals): void => {
-    if (signal === "SIGINT" && process.stdin.isTTY) return;
-    child.kill(signal);
-  };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const s of signals) process.on(s, forward);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      for (const s of signals) process.off(s, forward);
-      if (signal !== null) process.kill(process.pid, signal);
-      resolve(code ?? 1);
-    });
-  });
+async function relaunch(blob: string, argv: string[]): Promise<number> {
+  const { code, signal } = await runNode(["--snapshot-blob", blob, fileURLToPath(import.meta.url), ...argv]);
+  if (signal !== null) process.kill(process.pid, signal);
+  return code ?? 1;
 }
 
 /**

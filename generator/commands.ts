@@ -5,7 +5,6 @@
  */
 // node:child_process, not execa: `run` hands the terminal and the signals to the driver as they are (stdio
 // inherited, SIGINT/SIGTERM forwarded), and exits with its status.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -17,6 +16,7 @@ import type { Manifest } from "../lib/manifest.js";
 import { tsconfigOptions } from "./compiler-options.js";
 import { displayPath, formatFindings, summary } from "./diagnostics.js";
 import { check, generate, typings, type CheckRequest, type Timings } from "./pipeline.js";
+import { runNode } from "./child.js";
 import { currentSnapshot } from "./snapshot.js";
 
 const EXIT_CHECK_FAILED = 1;
@@ -74,26 +74,6 @@ async function runCheck(script: string, flags: CheckFlags, outDir: string, comma
   process.stderr.write(`nixos-test-ts: ${displayPath(script)}: ${summary(result.findings)}${tail}\n`);
   if (flags.timings) process.stderr.write(`${formatTimings(timings, result.reusedDeclarations)}\n`);
   return { emitted: result.errors > 0 ? undefined : result.emitted, manifest };
-}
-
-/** Runs the driver on the emitted script; resolves to the exit code to leave with. */
-function runDriver(script: string, driverArgs: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const child = spawn(process.execPath, [RUNTIME_CLI, ...driverArgs, script], { stdio: "inherit" });
-  // Ctrl-C at a terminal reaches the driver directly (same process group); forwarding it
-  // too would count as a second Ctrl-C, which makes the driver give up on cleaning up.
-  const forward = (signal: NodeJS.Signals): void => {
-    if (signal === "SIGINT" && process.stdin.isTTY) return;
-    child.kill(signal);
-  };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const s of signals) process.on(s, forward);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      for (const s of signals) process.off(s, forward);
-      resolve({ code, signal });
-    });
-  });
 }
 
 function program(argv: string[]): Command {
@@ -177,7 +157,7 @@ function program(argv: string[]): Command {
       if (manifest.globalTimeout !== undefined && !args.some((a) => a === "--global-timeout" || a.startsWith("--global-timeout="))) {
         args.push("--global-timeout", String(manifest.globalTimeout));
       }
-      const { code, signal } = await runDriver(emitted, args);
+      const { code, signal } = await runNode([RUNTIME_CLI, ...args, emitted]);
       if (signal !== null) {
         if (flags.out === undefined) rmSync(outDir, { recursive: true, force: true });
         process.kill(process.pid, signal);

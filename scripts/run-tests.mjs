@@ -145,7 +145,7 @@ if (allTiers) {
   // One pool: every tier's prerequisites first, then all files, longest first.
   const started = performance.now();
   const ready = targets.filter(runnable);
-  await runPool(longestFirst(ready.flatMap((t) => tierFiles(TIERS[t]))), jobs ?? 2, results);
+  await runPool(longestFirst(ready.flatMap((t) => tierFiles(TIERS[t]))), jobs ?? 3, results);
   for (const t of ready) {
     const mine = results.filter((r) => tierFiles(TIERS[t]).includes(r.file));
     tierTimes.push([`${t} (sum of files)`, mine.reduce((n, r) => n + r.seconds, 0)]);
