@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(qemu-system-x86 qemu-utils vde2 busybox-static cpio ca-certificates tesseract-ocr tesseract-ocr-eng imagemagick chromium)
-packages+=(mmdebstrap e2fsprogs xz-utils binutils) # test/guests/systemd
+packages+=(mmdebstrap e2fsprogs xz-utils binutils) # test/guests: the systemd image; xz and readelf unpack the kernels (lib.sh)
 packages+=(systemd-container util-linux) # containers: systemd-nspawn, nsenter (vde2's vde_plug2tap: above)
 packages+=(nix-bin) # test/nix: real nix builds (Debian's nix 2.8; flakes with --extra-experimental-features)
 missing=()

@@ -55,7 +55,7 @@ const DEFAULT_MEMORY_MIB: Record<GuestName, number> = { tiny: 512, systemd: 1024
 
 /** The files build.sh leaves in a complete guest directory. */
 const GUEST_FILES: Record<GuestName, string[]> = {
-  tiny: ["vmlinuz", "initrd.gz", "done"],
+  tiny: ["kernel", "initrd.gz", "done"],
   systemd: ["kernel", "initrd.img", "root.img", "done"],
   container: ["rootfs", "done"],
 };
@@ -88,7 +88,7 @@ function findBuildScript(guest: GuestName): string {
 
 /**
  * Builds the guest unless the cache already holds it (then this takes a few
- * milliseconds) and returns its directory: vmlinuz and initrd.gz for "tiny";
+ * milliseconds) and returns its directory: kernel and initrd.gz for "tiny";
  * kernel, initrd.img and root.img for "systemd".
  */
 export async function buildGuest(guest: GuestName = "tiny"): Promise<string> {
@@ -182,7 +182,7 @@ function guestBoot(guest: GuestName, node: NodeLayout, guestDir: string): GuestB
     return {
       kernelParams: [],
       prelude: "",
-      qemuArgs: `  -kernel ${sh(join(guestDir, "vmlinuz"))} \\\n` + `  -initrd ${sh(join(guestDir, "initrd.gz"))} \\\n`,
+      qemuArgs: `  -kernel ${sh(join(guestDir, "kernel"))} \\\n` + `  -initrd ${sh(join(guestDir, "initrd.gz"))} \\\n`,
     };
   }
   const disk = `./${node.name}.qcow2`;

@@ -138,26 +138,8 @@ kver=${kernels[0]##*/vmlinuz-}
 as_root cat "$rootfs/boot/vmlinuz-$kver" > "$work/vmlinuz"
 as_root cat "$rootfs/boot/initrd.img-$kver" > "$result/initrd.img"
 
-# The bzImage decompresses itself (xz) before the kernel's clock starts:
-# 2.1 s of every boot under TCG. QEMU also boots the uncompressed ELF through
-# its PVH entry point (Debian builds CONFIG_PVH), so unpack it here, as the
-# kernel's scripts/extract-vmlinux does. Any surprise: boot the bzImage.
-kernel_kind="bzImage vmlinuz-$kver (no xz payload with a PVH entry found)"
-cp -- "$work/vmlinuz" "$result/kernel"
-# (No pipes into head or grep -q here: pipefail would see their SIGPIPE.)
-xz_offset=$(LC_ALL=C grep -obUaP -m 1 '\xfd7zXZ\x00' "$work/vmlinuz" | cut -d: -f1 || true)
-xz_offset=${xz_offset%%$'\n'*}
-if [[ $xz_offset =~ ^[0-9]+$ ]]; then
-  tail -c "+$((xz_offset + 1))" "$work/vmlinuz" > "$work/payload.xz"
-  if xz -dc --single-stream "$work/payload.xz" > "$work/vmlinux" 2> /dev/null; then
-    notes=$(readelf -n "$work/vmlinux" 2> /dev/null || true)
-    if [[ $notes =~ PHYS32_ENTRY|\(0x00000012\) ]]; then
-      mv -f -- "$work/vmlinux" "$result/kernel"
-      kernel_kind="ELF vmlinux-$kver with a PVH entry, unpacked from vmlinuz-$kver"
-    fi
-  fi
-  rm -f -- "$work/payload.xz" "$work/vmlinux"
-fi
+guest_kernel "$work/vmlinuz" "$result/kernel"
+kernel_kind="$kernel_kind ($kver)"
 log "kernel: $kernel_kind"
 as_root cat "$rootfs/.ntt-packages" > "$work/packages"
 # /boot is read by nobody in the guest: QEMU boots the files above directly.

@@ -4,7 +4,8 @@
 # runs nixpkgs' backdoor shell on /dev/hvc0. No Nix, no disk image.
 #
 # Result: ${NIXOS_TEST_TS_CACHE:-~/.cache/nixos-test-ts}/guests/tiny-<hash>/
-#   vmlinuz     the kernel
+#   kernel      the kernel: an ELF vmlinux QEMU boots through its PVH entry
+#               (lib.sh guest_kernel), or the bzImage
 #   initrd.gz   gzip'd newc cpio, the whole root filesystem
 #   manifest    kernel version, packages, module load order (for humans)
 #   done        written last; its presence means the directory is complete
@@ -286,7 +287,7 @@ newc_entry() {
 
 result=$work/result
 mkdir "$result"
-cp "$kernel_root/boot/vmlinuz-$kver" "$result/vmlinuz"
+guest_kernel "$kernel_root/boot/vmlinuz-$kver" "$result/kernel"
 {
   (cd -- "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
     cpio --quiet -0 -o -H newc --reproducible -R 0:0)
@@ -298,13 +299,13 @@ cp "$kernel_root/boot/vmlinuz-$kver" "$result/vmlinuz"
 
 {
   echo "tiny guest $hash"
-  echo "kernel: $kver"
+  echo "kernel: $kver, $kernel_kind"
   echo "packages:"
   printf '  %s\n' "${deb_files[@]}"
   echo "modules (load order): ${load_order[*]}"
   echo "built-in, skipped: ${skipped_builtin[*]}"
   echo "root fs: $(du -sh --apparent-size "$root" | cut -f1) unpacked, $(find "$root" | wc -l) entries"
-  echo "vmlinuz: $(stat -c %s "$result/vmlinuz") bytes"
+  echo "kernel: $(stat -c %s "$result/kernel") bytes"
   echo "initrd.gz: $(stat -c %s "$result/initrd.gz") bytes"
 } > "$result/manifest"
 sed 's/^/tiny build: /' "$result/manifest" >&2
