@@ -32,10 +32,17 @@ export interface RunOptions {
   limit?: number;
   /** Which Debian guest the start scripts boot; default the tiny one. "fake": a local bash (test/fake-guest), for the fast tier. */
   guest?: GuestName | "fake";
+  /** The tiny guest's VGA text console on the screen (see StartScriptOptions.vgaText). */
+  vgaText?: boolean;
 }
 
 /** A fresh directory with start scripts for `nodes` and the test script. */
-export async function prepare(script: string, nodes: GuestNode[] = [{ name: "machine", vlans: [] }], guest: GuestName | "fake" = "tiny") {
+export async function prepare(
+  script: string,
+  nodes: GuestNode[] = [{ name: "machine", vlans: [] }],
+  guest: GuestName | "fake" = "tiny",
+  boot: { vgaText?: boolean } = {},
+) {
   const dir = await mkdtemp(join(tmpdir(), "ntt-e2e-"));
   // NTT_TEST_ASLR=1: the guests keep address randomisation, as NixOS guests do (slower under TCG).
   const scripts =
@@ -44,7 +51,7 @@ export async function prepare(script: string, nodes: GuestNode[] = [{ name: "mac
           dir,
           nodes.map((n) => n.name),
         )
-      : await writeStartScripts(dir, nodes, { guest, aslr: process.env.NTT_TEST_ASLR === "1" });
+      : await writeStartScripts(dir, nodes, { guest, aslr: process.env.NTT_TEST_ASLR === "1", vgaText: boot.vgaText === true });
   const scriptPath = join(dir, "test.mjs");
   await writeFile(scriptPath, script);
   return { dir, scripts: Object.values(scripts), scriptPath };
@@ -88,7 +95,7 @@ export async function runCli(
 
 /** Runs the CLI on a test script against guests (tiny by default) and collects everything a test may assert on. */
 export async function runDriver(script: string, options: RunOptions = {}): Promise<Run> {
-  const { dir, scripts, scriptPath } = await prepare(script, options.nodes, options.guest);
+  const { dir, scripts, scriptPath } = await prepare(script, options.nodes, options.guest, { vgaText: options.vgaText === true });
   const outDir = join(dir, "out");
   const { code, signal, output } = await runCli(["--start-scripts", ...scripts, "-o", outDir, ...(options.args ?? []), scriptPath], {
     cwd: dir,

@@ -53,7 +53,7 @@ before(async () => {
   const { mkdtemp } = await import("node:fs/promises");
   const { tmpdir } = await import("node:os");
   const out = await mkdtemp(join(tmpdir(), "ntt-screen-"));
-  run = await runDriver(script, { args: ["-o", out], env: { OUT_DIR: out } });
+  run = await runDriver(script, { args: ["-o", out], env: { OUT_DIR: out }, vgaText: true });
   (run as Run & { out: string }).out = out;
 });
 

@@ -6,6 +6,7 @@
 # Result: ${NIXOS_TEST_TS_CACHE:-~/.cache/nixos-test-ts}/guests/tiny-<hash>/
 #   kernel      the kernel: an ELF vmlinux QEMU boots through its PVH entry
 #               (lib.sh guest_kernel), or the bzImage
+#   vmlinuz     the bzImage, for a VGA text console (StartScriptOptions.vgaText)
 #   initrd.gz   gzip'd newc cpio, the whole root filesystem
 #   manifest    kernel version, packages, module load order (for humans)
 #   done        written last; its presence means the directory is complete
@@ -288,6 +289,8 @@ newc_entry() {
 result=$work/result
 mkdir "$result"
 guest_kernel "$kernel_root/boot/vmlinuz-$kver" "$result/kernel"
+# Kept for the screen: only the bzImage's real-mode setup hands the VGA text mode to the kernel (vgacon).
+cp -- "$kernel_root/boot/vmlinuz-$kver" "$result/vmlinuz"
 {
   (cd -- "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
     cpio --quiet -0 -o -H newc --reproducible -R 0:0)
