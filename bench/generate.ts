@@ -1,7 +1,8 @@
 // Generator benchmark: wall time of `nixos-test-ts check` (generate + type check + lint + emit)
 // in a cold process, for a 2-node and a 20-node test with a 100-line script, and where it goes;
-// started from the check's startup snapshot (generator/snapshot.ts) and without it
-// (NIXOS_TEST_TS_SNAPSHOT=0), interleaved so that both see the same machine.
+// as users run it (bin/nixos-test-ts, which starts Node from the check's startup snapshot:
+// generator/snapshot.ts), as `node dist/generator/cli.js` (which starts a second Node from it),
+// and without the snapshot (NIXOS_TEST_TS_SNAPSHOT=0), interleaved so that all see the same machine.
 //
 //   npm run build && node dist/bench/generate.js [runs]
 import { spawnSync } from "node:child_process";
@@ -14,6 +15,7 @@ import { median } from "./stats.js";
 
 const runs = Number(process.argv[2] ?? 7);
 const CLI = join(dirname(fileURLToPath(import.meta.url)), "..", "generator", "cli.js");
+const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "nixos-test-ts");
 const PHASES = ["manifest", "load ts-morph", "generate", "load typescript", "program", "type check", "lint", "emit", "process"] as const;
 const SNAPSHOT = usableSnapshot();
 
@@ -73,15 +75,19 @@ interface Sample {
   phases: Record<string, number>;
 }
 
+/** How the check is started: bin/nixos-test-ts (as installed), `node dist/generator/cli.js`, or without the snapshot. */
+type Start = "launcher" | "node cli.js" | "no snapshot";
+
 /**
- * `fresh`: the generated module is made anew (ts-morph loaded); otherwise the one from the last run is up to date and reused.
- * `snapshot`: as users run it (from the startup snapshot when one is built); false: NIXOS_TEST_TS_SNAPSHOT=0.
+ * `fresh`: the generated module is made anew (ts-morph loaded) and checked as after a new manifest; otherwise the
+ * one from the last run is up to date and reused, and the last check's verdict on it holds (an edit of the script).
  */
-function measure(dir: string, fresh: boolean, snapshot: boolean): Sample {
-  if (fresh) rmSync(join(dir, "out", ".test.generated.key"), { force: true });
-  const env = snapshot ? process.env : { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" };
+function measure(dir: string, fresh: boolean, start: Start): Sample {
+  if (fresh) for (const f of [".test.generated.key", ".test.generated.checked"]) rmSync(join(dir, "out", f), { force: true });
+  const env = start === "no snapshot" ? { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" } : process.env;
+  const args = ["check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"];
   const started = performance.now();
-  const r = spawnSync(process.execPath, [CLI, "check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"], {
+  const r = spawnSync(start === "launcher" ? LAUNCHER : process.execPath, start === "launcher" ? args : [CLI, ...args], {
     cwd: dir,
     encoding: "utf8",
     env,
@@ -115,32 +121,26 @@ for (const nodes of [2, 20]) {
   try {
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest(nodes)));
     writeFileSync(join(dir, "test.ts"), script(nodes));
-    measure(dir, true, true); // warm the page cache, not the process
+    measure(dir, true, "launcher"); // warm the page cache, not the process
     // Interleaved, so all see the same machine: a new manifest (generate with ts-morph), and an edit of the script only;
-    // each with the snapshot and without.
-    const fresh: Sample[] = [];
-    const reused: Sample[] = [];
-    const freshPlain: Sample[] = [];
-    const reusedPlain: Sample[] = [];
-    for (let i = 0; i < runs; i++) {
-      fresh.push(measure(dir, true, true));
-      reused.push(measure(dir, false, true));
-      freshPlain.push(measure(dir, true, false));
-      reusedPlain.push(measure(dir, false, false));
-    }
+    // each as installed, and without the snapshot; the edit also as `node dist/generator/cli.js`.
     const series = [
-      ["module generated", fresh],
-      ["module up to date", reused],
-      ["generated, no snap", freshPlain],
-      ["up to date, no snap", reusedPlain],
+      ["module generated", true, "launcher"],
+      ["module up to date", false, "launcher"],
+      ["up to date, node cli.js", false, "node cli.js"],
+      ["generated, no snap", true, "no snapshot"],
+      ["up to date, no snap", false, "no snapshot"],
     ] as const;
-    for (const [what, samples] of series) {
-      const wall = median(samples.map((s) => s.wall));
-      const phase = (p: string): number => median(samples.map((s) => s.phases[p] as number));
+    const samples = series.map((): Sample[] => []);
+    for (let i = 0; i < runs; i++) series.forEach(([, fresh, start], k) => samples[k]?.push(measure(dir, fresh, start)));
+    for (const [k, [what]] of series.entries()) {
+      const mine = samples[k] as Sample[];
+      const wall = median(mine.map((s) => s.wall));
+      const phase = (p: string): number => median(mine.map((s) => s.phases[p] as number));
       const accounted = PHASES.slice(0, -1).reduce((sum, p) => sum + phase(p), 0);
       rows.push(
-        // Before the CLI's clock starts: Node's start, and from the snapshot also the launcher's Node and the heap's deserialisation.
-        `${String(nodes).padStart(2)} nodes, ${what.padEnd(19)}: ${(wall / 1000).toFixed(2)} s wall  =  start ${Math.round(wall - phase("process"))} ms + CLI import ${Math.round(phase("process") - accounted)} ms` +
+        // Before the CLI's clock starts: Node's start, from the snapshot also the heap's deserialisation (and for node cli.js the first Node).
+        `${String(nodes).padStart(2)} nodes, ${what.padEnd(23)}: ${(wall / 1000).toFixed(2)} s wall  =  start ${Math.round(wall - phase("process"))} ms + CLI import ${Math.round(phase("process") - accounted)} ms` +
           ` + load ts-morph ${phase("load ts-morph")} + generate ${phase("generate")} + load typescript ${phase("load typescript")}` +
           ` + program ${phase("program")} + type check ${phase("type check")} + lint ${phase("lint")} + emit ${phase("emit")} ms`,
       );

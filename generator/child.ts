@@ -7,8 +7,8 @@ import { spawn } from "node:child_process";
  * would count as a second Ctrl-C, which makes the driver give up on cleaning up.
  * Only node: modules are imported (the CLI loads this before anything else).
  */
-export function runNode(args: string[]): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const child = spawn(process.execPath, args, { stdio: "inherit" });
+export function runNode(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const child = spawn(process.execPath, args, { stdio: "inherit", env: { ...process.env, ...env } });
   const forward = (signal: NodeJS.Signals): void => {
     if (signal === "SIGINT" && process.stdin.isTTY) return;
     child.kill(signal);

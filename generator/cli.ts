@@ -6,18 +6,20 @@
  * `check` and `run` (which checks first) run in a Node started from the
  * check's startup snapshot when one is built for this Node and TypeScript
  * (snapshot.ts): the compiler and the declarations are then already in
- * memory, which saves more than starting a second Node costs. This process
- * then only passes signals on and leaves with the child's status. Everything
- * else, and any command without a snapshot, runs in this process. Only node:
- * modules are imported before that choice.
+ * memory. bin/nixos-test-ts starts Node from it directly; started otherwise
+ * (`node cli.js check`), this process starts that Node, which saves more
+ * than it costs, and then only passes signals on and leaves with the child's
+ * status. Everything else, and any command without a snapshot, runs in this
+ * process. Only node: modules are imported before that choice.
  */
 import { fileURLToPath } from "node:url";
 import { runNode } from "./child.js";
-import { currentSnapshot, usableSnapshot } from "./snapshot.js";
+import { RELAUNCHED_ENV, currentSnapshot, startedFromCurrentSnapshot, usableSnapshot } from "./snapshot.js";
 
-/** Runs this CLI again in a Node started from `blob`; resolves to the exit code to leave with. */
-async function relaunch(blob: string, argv: string[]): Promise<number> {
-  const { code, signal } = await runNode(["--snapshot-blob", blob, fileURLToPath(import.meta.url), ...argv]);
+/** Runs this CLI again in a new Node (from `blob`, or plain); resolves to the exit code to leave with. */
+async function relaunch(blob: string | undefined, argv: string[]): Promise<number> {
+  const snapshot = blob === undefined ? [] : ["--snapshot-blob", blob];
+  const { code, signal } = await runNode([...snapshot, fileURLToPath(import.meta.url), ...argv], { [RELAUNCHED_ENV]: "1" });
   if (signal !== null) process.kill(process.pid, signal);
   return code ?? 1;
 }
@@ -34,6 +36,10 @@ const argv = process.argv.slice(2);
 const blob = (argv[0] === "check" || argv[0] === "run") && currentSnapshot() === undefined && plainNode() ? usableSnapshot() : undefined;
 if (blob !== undefined) {
   process.exitCode = await relaunch(blob, argv);
+} else if (currentSnapshot() !== undefined && !startedFromCurrentSnapshot()) {
+  // Started by the launcher from a snapshot of another TypeScript (updated since the build): its compiler must
+  // not check. A new Node picks the right snapshot, if there is one, or none.
+  process.exitCode = await relaunch(undefined, argv);
 } else {
   const { main } = await import("./commands.js");
   process.exitCode = await main(argv);

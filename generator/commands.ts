@@ -17,7 +17,7 @@ import { tsconfigOptions } from "./compiler-options.js";
 import { displayPath, formatFindings, summary } from "./diagnostics.js";
 import { check, generate, typings, type CheckRequest, type Timings } from "./pipeline.js";
 import { runNode } from "./child.js";
-import { currentSnapshot } from "./snapshot.js";
+import { currentSnapshot, relaunched } from "./snapshot.js";
 
 const EXIT_CHECK_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -52,7 +52,8 @@ function formatTimings(t: Timings, reusedDeclarations: number): string {
   return [
     `timings: manifest ${ms(t.manifest)}, load ts-morph ${ms(t.importGenerator)}, generate ${ms(t.generate)}, load typescript ${ms(t.importCompiler)},`,
     `  program ${ms(t.program)}, type check ${ms(t.typeCheck)}, lint ${ms(t.lint)}, emit ${ms(t.emit)}; process ${ms(performance.now())}`,
-    `  declaration files already parsed (startup snapshot: ${currentSnapshot() === undefined ? "no" : "yes"}): ${reusedDeclarations}`,
+    `  declaration files already parsed (startup snapshot: ${currentSnapshot() === undefined ? "no" : "yes"}): ${reusedDeclarations}` +
+      (currentSnapshot() === undefined ? "" : `; Node started ${relaunched() ? "by a first Node (node cli.js)" : "directly (bin/nixos-test-ts)"}`),
   ].join("\n");
 }
 

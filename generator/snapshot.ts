@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DIST, GENERATED_FILE, tsconfigOptions } from "./compiler-options.js";
 import { SCRIPT_ENV, SCRIPT_ENV_FILE } from "./script-env.js";
@@ -67,6 +67,16 @@ export interface Snapshot {
   files: Map<string, import("typescript").SourceFile>;
 }
 
+/** Set by the CLI for the Node it starts from the snapshot (see {@link relaunched}); taken off the environment at once. */
+export const RELAUNCHED_ENV = "NIXOS_TEST_TS_RELAUNCHED";
+const relaunchedByCli = process.env[RELAUNCHED_ENV] === "1";
+delete process.env[RELAUNCHED_ENV];
+
+/** Whether a first Node started this one (from the snapshot), rather than bin/nixos-test-ts directly: `--timings` tells. */
+export function relaunched(): boolean {
+  return relaunchedByCli;
+}
+
 /** The snapshot this process was started from, if any. */
 export function currentSnapshot(): Snapshot | undefined {
   return (globalThis as { __nixosTestTsSnapshot?: Snapshot }).__nixosTestTsSnapshot;
@@ -91,6 +101,34 @@ export function snapshotPath(): string {
     .update(optionsKey())
     .update(readFileSync(ENTRY));
   return join(SNAPSHOT_DIR, `check-${hash.digest("hex").slice(0, 24)}.blob`);
+}
+
+/**
+ * What bin/nixos-test-ts reads to start Node from the snapshot itself: the Node binary that made it (as
+ * `readlink -f` names it), that binary's size and mtime (as `stat -c '%s %Y'` prints them: a Node upgraded in
+ * place no longer fits, and would refuse the blob), and the blob's name in SNAPSHOT_DIR.
+ */
+const LAUNCH_FILE = join(SNAPSHOT_DIR, "launch");
+
+function writeLaunchFile(blob: string): void {
+  const node = statSync(process.execPath);
+  const partial = `${LAUNCH_FILE}.${process.pid}.partial`;
+  writeFileSync(partial, `${process.execPath}\n${node.size} ${Math.floor(node.mtimeMs / 1000)}\n${basename(blob)}\n`);
+  renameSync(partial, LAUNCH_FILE);
+}
+
+/**
+ * Whether this process, started from a snapshot, was started from the one this Node and TypeScript would use
+ * now. The launcher (bin/nixos-test-ts) takes the last one built: after an update of TypeScript without a build
+ * it is another, whose compiler the check must not use.
+ */
+export function startedFromCurrentSnapshot(): boolean {
+  const at = process.execArgv.indexOf("--snapshot-blob");
+  try {
+    return at !== -1 && process.execArgv[at + 1] === snapshotPath();
+  } catch {
+    return false;
+  }
 }
 
 /** The snapshot to start the check from, or undefined (none built for this Node/TypeScript/package, or turned off). */
@@ -133,7 +171,10 @@ export async function buildSnapshot(): Promise<{ blob: string; bytes: number; re
   const inputs = inputsHash(blob);
   const stamp = `${blob}.inputs`;
   try {
-    if (existsSync(blob) && readFileSync(stamp, "utf8") === inputs) return { blob, bytes: statSync(blob).size, rebuilt: false };
+    if (existsSync(blob) && readFileSync(stamp, "utf8") === inputs) {
+      writeLaunchFile(blob);
+      return { blob, bytes: statSync(blob).size, rebuilt: false };
+    }
   } catch {
     // No stamp: build.
   }
@@ -158,6 +199,7 @@ export async function buildSnapshot(): Promise<{ blob: string; bytes: number; re
     renameSync(partial, blob);
     writeFileSync(`${partial}.inputs`, inputs);
     renameSync(`${partial}.inputs`, stamp);
+    writeLaunchFile(blob);
     for (const name of readdirSync(SNAPSHOT_DIR)) {
       const path = join(SNAPSHOT_DIR, name);
       if ((name.endsWith(".blob") || name.endsWith(".inputs")) && path !== blob && path !== stamp) rmSync(path, { force: true });

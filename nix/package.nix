@@ -8,8 +8,10 @@
 {
   lib,
   buildNpmPackage,
+  coreutils,
   importNpmLock,
   makeWrapper,
+  nodejs,
   python3,
   vde2,
 }:
@@ -21,6 +23,7 @@ let
       ../package.json
       ../package-lock.json
       ../tsconfig.json
+      ../bin
       ../lib
       ../runtime
       ../generator
@@ -52,6 +55,9 @@ buildNpmPackage {
       || echo "warning: nixos-test-ts: no startup snapshot for the check (it will load TypeScript each time)" >&2
     # vde_switch for the vlans; QEMU comes from each VM's start script.
     wrapProgram $out/bin/nixos-test-driver --prefix PATH : ${lib.makeBinPath [ vde2 ]}
+    # bin/nixos-test-ts is a shell script (it starts Node from the snapshot itself): it finds Node, readlink
+    # and stat on PATH. The snapshot's launch file names this same Node, so the check starts from it.
+    wrapProgram $out/bin/nixos-test-ts --prefix PATH : ${lib.makeBinPath [ nodejs coreutils ]}
   '';
 
   meta = {

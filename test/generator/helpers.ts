@@ -11,6 +11,8 @@ import { check, type CheckRequest } from "../../generator/pipeline.js";
 /** The repository (this file is dist/test/generator/helpers.js). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const CLI = join(ROOT, "dist", "generator", "cli.js");
+/** The installed command (package.json's bin): a shell script that starts Node from the check's snapshot itself. */
+export const LAUNCHER = join(ROOT, "bin", "nixos-test-ts");
 
 const node = (units: string[], tcp: number[], extra: Record<string, unknown> = {}) => ({
   vlans: [1],
@@ -83,14 +85,15 @@ export interface CliRun {
 }
 
 /**
- * Runs the nixos-test-ts CLI. After `limit` seconds it is sent SIGTERM (it
- * forwards that to a driver it started, which ends its VMs), and SIGKILL 20 s later.
+ * Runs the nixos-test-ts CLI (`node dist/generator/cli.js`, or with `launcher` bin/nixos-test-ts). After `limit`
+ * seconds it is sent SIGTERM (it forwards that to a driver it started, which ends its VMs), and SIGKILL 20 s later.
  */
 export async function runCli(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; limit?: number; onOutput?: (output: string, pid: number) => void } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; limit?: number; launcher?: boolean; onOutput?: (output: string, pid: number) => void } = {},
 ): Promise<CliRun> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const [file, ...before] = options.launcher ? [LAUNCHER] : [process.execPath, CLI];
+  const child = spawn(file as string, [...before, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...(options.env ?? process.env), NO_COLOR: "1" },
     stdio: ["ignore", "pipe", "pipe"],

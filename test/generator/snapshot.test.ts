@@ -1,13 +1,15 @@
 // The check's startup snapshot (generator/snapshot.ts): a check started from it finds and prints exactly what a
 // check without it does, and the CLI falls back to an ordinary check whenever the snapshot cannot be used.
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { formatFindings, summary } from "../../generator/diagnostics.js";
 import { currentSnapshot, usableSnapshot } from "../../generator/snapshot.js";
 import { check } from "../../generator/pipeline.js";
-import { TWO_NODES, runCli, testDir, type CliRun } from "./helpers.js";
+import { CLI, TWO_NODES, runCli, testDir, type CliRun } from "./helpers.js";
 
 const CHECK = ["check", "--manifest", "manifest.json", "--out", "out", "--timings", "test.ts"];
 
@@ -50,6 +52,50 @@ test("from the snapshot: the same findings at the user's file and line, and the 
   for (const file of ["test.js", "test.js.map"]) {
     assert.equal(await readFile(join(ok.out, file), "utf8"), await readFile(join(ok.dir, "out-plain", file), "utf8"), file);
   }
+});
+
+test("bin/nixos-test-ts starts Node from the snapshot itself (one Node, not two) with the same findings; NIXOS_TEST_TS_SNAPSHOT=0 and other commands run the CLI as it is", async () => {
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");']);
+  const direct = await runCli(CHECK, { cwd: t.dir, launcher: true });
+  assert.equal(direct.code, 1, direct.output);
+  assert.ok(fromSnapshot(direct) > 10, direct.output);
+  assert.match(direct.stderr, /Node started directly \(bin\/nixos-test-ts\)/);
+  const relaunched = await runCli(CHECK, { cwd: t.dir });
+  assert.match(relaunched.stderr, /Node started by a first Node/);
+  assert.equal(findings(direct), findings(relaunched));
+  const off = await runCli(CHECK, { cwd: t.dir, launcher: true, env: { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" } });
+  assert.equal(fromSnapshot(off), 0, off.output);
+  assert.equal(findings(off), findings(direct));
+  const help = await runCli(["--help"], { launcher: true });
+  assert.equal(help.code, 0, help.output);
+  assert.match(help.stdout, /^Usage: nixos-test-ts/m);
+});
+
+test("bin/nixos-test-ts with another Node on PATH than the one the snapshot was built by: that Node checks, without it", async () => {
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");']);
+  const bin = await mkdtemp(join(tmpdir(), "ntt-other-node-"));
+  try {
+    await copyFile(process.execPath, join(bin, "node"));
+    await chmod(join(bin, "node"), 0o755);
+    const r = await runCli(CHECK, { cwd: t.dir, launcher: true, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    assert.equal(r.code, 0, r.output);
+    assert.equal(fromSnapshot(r), 0, "no snapshot was built by this Node");
+  } finally {
+    await rm(bin, { recursive: true, force: true });
+  }
+});
+
+test("a Node started from another snapshot than the one this TypeScript would use (the launcher after an update without a build) hands the check to a new Node", async () => {
+  const blob = usableSnapshot();
+  assert.ok(blob !== undefined);
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");']);
+  const other = join(t.dir, "other.blob");
+  await copyFile(blob, other);
+  const child = spawnSync(process.execPath, ["--snapshot-blob", other, CLI, ...CHECK], { cwd: t.dir, encoding: "utf8" });
+  const r = { code: child.status, signal: null, stdout: child.stdout, stderr: child.stderr, output: child.stdout + child.stderr, pid: child.pid };
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.stderr, /^test\.ts:2:26 error lint\/unknown-unit /m);
+  assert.match(r.stderr, /Node started by a first Node/, "the current snapshot, started anew");
 });
 
 test("a Node started with V8 flags (which the snapshot would refuse) checks without the snapshot, and passes", async () => {
