@@ -1,12 +1,15 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { MachineError, UsageError } from "../errors.js";
 import { which } from "../host/preflight.js";
 
-/** tesseract and ImageMagick are plain one-shot programs: execa's errors carry their stderr, nothing lingers. */
+/**
+ * tesseract and ImageMagick are plain one-shot programs: execa's errors carry their stderr, nothing lingers.
+ * Imported when first used: execa is ~120 modules, and most tests never read the screen.
+ */
 async function run(file: string, args: string[]): Promise<{ stdout: string }> {
+  const { execa } = await import("execa");
   return execa(file, args, { maxBuffer: 16 * 1024 * 1024, stripFinalNewline: false });
 }
 

@@ -1,5 +1,5 @@
 import { writeFileSync } from "node:fs";
-import { create } from "xmlbuilder2";
+import { createRequire } from "node:module";
 import { describeFailure } from "./failure.js";
 import type { RecordSink } from "../log/record.js";
 import { clean } from "../log/xml.js";
@@ -11,6 +11,8 @@ import { errorText, type RunResult } from "./results.js";
  * real durations — one case per subtest, as nixpkgs does since #556413.
  */
 export function junitXml(run: RunResult, record: RecordSink): string {
+  // Loaded here, not at the driver's start (~180 modules with its DOM): only --junit-xml needs it, at the end.
+  const { create } = createRequire(import.meta.url)("xmlbuilder2") as typeof import("xmlbuilder2");
   const failures = run.cases.filter((c) => c.error !== undefined).length;
   const root = create({ version: "1.0", encoding: "UTF-8" }).ele("testsuites", {
     name: "nixos-test-ts",
