@@ -1,10 +1,13 @@
 // Shared by the generator's tests: temporary tests (manifest + script), the check in process and the CLI.
 import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ManifestJson } from "../../lib/manifest.js";
+import type * as TS from "typescript";
 import { formatFindings, type Finding } from "../../generator/diagnostics.js";
 import { check, type CheckRequest } from "../../generator/pipeline.js";
 
@@ -85,14 +88,15 @@ export interface CliRun {
 }
 
 /**
- * Runs the nixos-test-ts CLI (`node dist/generator/cli.js`, or with `launcher` bin/nixos-test-ts). After `limit`
- * seconds it is sent SIGTERM (it forwards that to a driver it started, which ends its VMs), and SIGKILL 20 s later.
+ * Runs the nixos-test-ts command as installed (bin/nixos-test-ts), or with `viaNode` as `node dist/generator/cli.js`.
+ * After `limit` seconds it is sent SIGTERM (it forwards that to a driver it started, which ends its VMs), and SIGKILL
+ * 20 s later.
  */
 export async function runCli(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; limit?: number; launcher?: boolean; onOutput?: (output: string, pid: number) => void } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; limit?: number; viaNode?: boolean; onOutput?: (output: string, pid: number) => void } = {},
 ): Promise<CliRun> {
-  const [file, ...before] = options.launcher ? [LAUNCHER] : [process.execPath, CLI];
+  const [file, ...before] = options.viaNode ? [process.execPath, CLI] : [LAUNCHER];
   const child = spawn(file as string, [...before, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...(options.env ?? process.env), NO_COLOR: "1" },
@@ -121,4 +125,36 @@ export async function runCli(
   clearTimeout(term);
   clearTimeout(kill);
   return { code, signal, stdout, stderr, output, pid: child.pid };
+}
+
+/** TypeScript's lib files, parsed once for every {@link tscProject} of this process. */
+const libFiles = new Map<string, TS.SourceFile>();
+
+/**
+ * `tsc -p <project>` in this process: what tsc does with a tsconfig.json (parse it, make the program, report the
+ * pre-emit diagnostics; exit status 2 with errors, as tsc's with noEmit), without a Node of its own that loads the
+ * compiler and parses TypeScript's lib again for each project (~1.5 s of CPU).
+ */
+export function tscProject(project: string): { status: number; output: string } {
+  const ts = createRequire(import.meta.url)("typescript") as typeof TS;
+  const config = statSync(project).isDirectory() ? join(project, "tsconfig.json") : project;
+  const problems: TS.Diagnostic[] = [];
+  const parsed = ts.getParsedCommandLineOfConfigFile(config, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => problems.push(d) });
+  if (parsed === undefined) return { status: 1, output: ts.formatDiagnostics(problems, formatHost(ts)) };
+  const host = ts.createCompilerHost(parsed.options);
+  const { getSourceFile } = host;
+  const libDir = dirname(ts.getDefaultLibFilePath(parsed.options));
+  host.getSourceFile = (fileName, languageVersion, ...rest) => {
+    if (dirname(fileName) !== libDir) return getSourceFile.call(host, fileName, languageVersion, ...rest);
+    let file = libFiles.get(fileName);
+    if (file === undefined) libFiles.set(fileName, (file = getSourceFile.call(host, fileName, languageVersion, ...rest) as TS.SourceFile));
+    return file;
+  };
+  const program = ts.createProgram({ rootNames: parsed.fileNames, options: parsed.options, host });
+  const diagnostics = [...parsed.errors, ...ts.getPreEmitDiagnostics(program)];
+  return { status: diagnostics.length === 0 ? 0 : 2, output: ts.formatDiagnostics(diagnostics, formatHost(ts)) };
+}
+
+function formatHost(ts: typeof TS): TS.FormatDiagnosticsHost {
+  return { getCanonicalFileName: (f) => f, getCurrentDirectory: () => process.cwd(), getNewLine: () => "\n" };
 }

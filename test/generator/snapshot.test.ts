@@ -56,17 +56,17 @@ test("from the snapshot: the same findings at the user's file and line, and the 
 
 test("bin/nixos-test-ts starts Node from the snapshot itself (one Node, not two) with the same findings; NIXOS_TEST_TS_SNAPSHOT=0 and other commands run the CLI as it is", async () => {
   const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");']);
-  const direct = await runCli(CHECK, { cwd: t.dir, launcher: true });
+  const direct = await runCli(CHECK, { cwd: t.dir });
   assert.equal(direct.code, 1, direct.output);
   assert.ok(fromSnapshot(direct) > 10, direct.output);
   assert.match(direct.stderr, /Node started directly \(bin\/nixos-test-ts\)/);
-  const relaunched = await runCli(CHECK, { cwd: t.dir });
+  const relaunched = await runCli(CHECK, { cwd: t.dir, viaNode: true });
   assert.match(relaunched.stderr, /Node started by a first Node/);
   assert.equal(findings(direct), findings(relaunched));
-  const off = await runCli(CHECK, { cwd: t.dir, launcher: true, env: { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" } });
+  const off = await runCli(CHECK, { cwd: t.dir, env: { ...process.env, NIXOS_TEST_TS_SNAPSHOT: "0" } });
   assert.equal(fromSnapshot(off), 0, off.output);
   assert.equal(findings(off), findings(direct));
-  const help = await runCli(["--help"], { launcher: true });
+  const help = await runCli(["--help"]);
   assert.equal(help.code, 0, help.output);
   assert.match(help.stdout, /^Usage: nixos-test-ts/m);
 });
@@ -77,7 +77,7 @@ test("bin/nixos-test-ts with another Node on PATH than the one the snapshot was 
   try {
     await copyFile(process.execPath, join(bin, "node"));
     await chmod(join(bin, "node"), 0o755);
-    const r = await runCli(CHECK, { cwd: t.dir, launcher: true, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const r = await runCli(CHECK, { cwd: t.dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
     assert.equal(r.code, 0, r.output);
     assert.equal(fromSnapshot(r), 0, "no snapshot was built by this Node");
   } finally {
