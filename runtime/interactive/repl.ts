@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import repl, { type REPLServer } from "node:repl";
 import { shellQuote } from "../../lib/shell.js";
@@ -45,8 +46,9 @@ export function completeUnit(line: string, units: Record<string, string[]>): [st
  */
 export async function startRepl(driver: Driver, options: ReplOptions): Promise<void> {
   const output = options.output ?? process.stdout;
-  // Everything is set up before the first prompt appears: input typed at it must find its commands.
-  const typescript = await loadTypeScript();
+  // Everything is set up before the first prompt appears: input typed at it must find its commands. What the
+  // driver logged so far (the terminal writes once per turn of the event loop) comes before the banner and prompt.
+  driver.logger.flush();
   if (options.banner !== undefined) output.write(`${options.banner}\n`);
   const server = repl.start({
     prompt: "> ",
@@ -63,7 +65,7 @@ export async function startRepl(driver: Driver, options: ReplOptions): Promise<v
 
   const mutable = server as unknown as { eval: repl.REPLEval };
   const evaluate = server.eval.bind(server);
-  mutable.eval = (code, context, file, callback) => evaluate(stripTypes(typescript, code), context, file, callback);
+  mutable.eval = (code, context, file, callback) => evaluate(stripTypes(code), context, file, callback);
   if (options.units !== undefined) {
     const units = options.units;
     const mutableCompleter = server as unknown as { completer: (line: string, cb: (err: Error | null, result: [string[], string]) => void) => void };
@@ -144,17 +146,28 @@ function shellMode(server: REPLServer, mutable: { eval: repl.REPLEval }, machine
 
 type TS = typeof import("typescript");
 
-async function loadTypeScript(): Promise<TS | undefined> {
-  try {
-    return (await import("typescript")).default;
-  } catch {
-    return undefined; // without TypeScript installed, the REPL takes JavaScript only
+let typescript: TS | null | undefined;
+
+/**
+ * TypeScript, required (not imported: Node's ES module loader would scan the 9 MB compiler for named exports
+ * first) on the first input that looks typed: most sessions never need it. null: not installed, JavaScript only.
+ */
+function loadTypeScript(): TS | null {
+  if (typescript === undefined) {
+    try {
+      typescript = createRequire(import.meta.url)("typescript") as TS;
+    } catch {
+      typescript = null;
+    }
   }
+  return typescript;
 }
 
 /** Drops TypeScript annotations from one REPL input; anything that fails to transpile is passed on as typed. */
-function stripTypes(ts: TS | undefined, code: string): string {
-  if (ts === undefined || !/[:<]|\bas\b|\binterface\b|\btype\b/.test(code)) return code;
+function stripTypes(code: string): string {
+  if (!/[:<]|\bas\b|\binterface\b|\btype\b/.test(code)) return code;
+  const ts = loadTypeScript();
+  if (ts === null) return code;
   const out = ts.transpileModule(code, {
     compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, removeComments: false },
     reportDiagnostics: true,

@@ -99,7 +99,8 @@ export function defineReplTests(guest: "tiny" | "fake", cases: ("repl" | "pause"
   // SIGKILL then (the process groups of the start scripts it printed) is ended here, by group.
   after(async () => {
     for (const s of sessions) s.term.kill("SIGTERM");
-    await Promise.all(sessions.map((s) => Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000))])));
+    // unref: a timer left pending after its session exited would hold this file's process for 10 s.
+    await Promise.all(sessions.map((s) => Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000).unref())])));
     for (const s of sessions) {
       s.term.kill("SIGKILL");
       for (const group of s.qemuPids()) {
