@@ -7,13 +7,11 @@ import { test } from "node:test";
 import { TWO_NODES, runCli, testDir, tscProject } from "./helpers.js";
 
 test("check: every error at once, at the user's file:line:col with a code frame, exit 1", async () => {
-  const t = await testDir(TWO_NODES, [
-    "await startAll();",
-    "await machine3.succeed('x');",
-    "",
-    "  server.succeed('y');",
-    'await client.waitForUnit("nginx.service");',
-  ]);
+  const t = await testDir(
+    TWO_NODES,
+    ["await startAll();", "await machine3.succeed('x');", "", "  server.succeed('y');", 'await client.waitForUnit("nginx.service");'],
+    { generated: true },
+  );
   const r = await runCli(["check", "--manifest", "manifest.json", "--out", "out", "test.ts"], { cwd: t.dir });
   assert.equal(r.code, 1, r.output);
   assert.match(r.stderr, /^test\.ts:2:7 error TS2552 Cannot find name 'machine3'/m);
@@ -25,7 +23,7 @@ test("check: every error at once, at the user's file:line:col with a code frame,
 });
 
 test("check: an undeclared port is a warning (exit 0); --strict-ports makes it an error (exit 1)", async () => {
-  const t = await testDir(TWO_NODES, ["await server.waitForOpenPort(80);", "await server.waitForOpenPort(8080);"]);
+  const t = await testDir(TWO_NODES, ["await server.waitForOpenPort(80);", "await server.waitForOpenPort(8080);"], { generated: true });
   const lenient = await runCli(["check", "--manifest", "manifest.json", "--out", "out", "test.ts"], { cwd: t.dir });
   assert.equal(lenient.code, 0, lenient.output);
   assert.match(
@@ -39,7 +37,7 @@ test("check: an undeclared port is a warning (exit 0); --strict-ports makes it a
 });
 
 test("check: --skip-lint and --skip-type-check, as nixpkgs' skipLint and skipTypeCheck", async () => {
-  const t = await testDir(TWO_NODES, ["server.succeed('no await');", 'await server.waitForUnit("ngnix.service");']);
+  const t = await testDir(TWO_NODES, ["server.succeed('no await');", 'await server.waitForUnit("ngnix.service");'], { generated: true });
   const both = ["check", "--manifest", "manifest.json", "--out", "out", "test.ts"];
   assert.equal((await runCli(both, { cwd: t.dir })).code, 1);
   assert.equal((await runCli([...both, "--skip-lint"], { cwd: t.dir })).code, 1, "the type error is still there");
@@ -52,7 +50,9 @@ test("check: --skip-lint and --skip-type-check, as nixpkgs' skipLint and skipTyp
 test("check never starts a VM: it completes with no qemu on PATH, and a qemu there is never run", async () => {
   // `node cli.js`: bin/nixos-test-ts, like any `#!/usr/bin/env node` command, needs node on PATH, and node's own
   // directory may hold a QEMU.
-  const t = await testDir(TWO_NODES, ["await startAll();", 'await Promise.all([server.waitForUnit("nginx.service"), client.succeed("true")]);']);
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await Promise.all([server.waitForUnit("nginx.service"), client.succeed("true")]);'], {
+    generated: true,
+  });
   const bin = join(t.dir, "fake-bin");
   const marker = join(t.dir, "qemu-was-started");
   await mkdir(bin);

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { ManifestJson } from "../../lib/manifest.js";
 import type * as TS from "typescript";
 import { formatFindings, type Finding } from "../../generator/diagnostics.js";
-import { check, type CheckRequest } from "../../generator/pipeline.js";
+import { check, generate, type CheckRequest } from "../../generator/pipeline.js";
 
 /** The repository (this file is dist/test/generator/helpers.js). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -47,12 +47,18 @@ export interface TestDir {
   out: string;
 }
 
-/** A directory with manifest.json and test.ts (lines joined with \n, so line N is lines[N-1]). */
-export async function testDir(manifest: ManifestJson | Record<string, unknown>, lines: string[]): Promise<TestDir> {
+/**
+ * A directory with manifest.json and test.ts (lines joined with \n, so line N is lines[N-1]). `generated`: the
+ * generated module is already in `out`, made in this process, as after an earlier check of the same manifest: a
+ * CLI check with `--out out` then reuses it (as when a user edits the script) instead of loading ts-morph in its
+ * own process; for tests about the check, not about generating.
+ */
+export async function testDir(manifest: ManifestJson | Record<string, unknown>, lines: string[], options: { generated?: boolean } = {}): Promise<TestDir> {
   const dir = await mkdtemp(join(tmpdir(), "ntt-gen-"));
   const paths = { dir, manifest: join(dir, "manifest.json"), script: join(dir, "test.ts"), out: join(dir, "out") };
   await writeFile(paths.manifest, JSON.stringify(manifest, null, 2));
   await writeFile(paths.script, `${lines.join("\n")}\n`);
+  if (options.generated) await generate({ manifestPath: paths.manifest, outDir: paths.out, script: paths.script, command: "nixos-test-ts generate" });
   return paths;
 }
 

@@ -31,7 +31,7 @@ test("from the snapshot: the same findings at the user's file and line, and the 
   // This test process was not started from the snapshot: its in-process check is the reference.
   assert.equal(currentSnapshot(), undefined);
   const lines = ["await startAll();", 'await client.waitForUnit("nginx.service");', "const n: number = await server.succeed('x');", "server.succeed('y');"];
-  const t = await testDir(TWO_NODES, lines);
+  const t = await testDir(TWO_NODES, lines, { generated: true });
   const snap = await runCli(CHECK, { cwd: t.dir });
   assert.ok(fromSnapshot(snap) > 10, `the lib and runtime declarations come from the snapshot:\n${snap.output}`);
   assert.equal(snap.code, 1, snap.output);
@@ -42,7 +42,9 @@ test("from the snapshot: the same findings at the user's file and line, and the 
   assert.equal(reference.result.reusedDeclarations, 0);
   assert.equal(findings(snap), `${formatFindings(reference.result.findings, t.dir)}\nnixos-test-ts: test.ts: ${summary(reference.result.findings)}\n`);
 
-  const ok = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");', "log(await client.succeed('true'));"]);
+  const ok = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");', "log(await client.succeed('true'));"], {
+    generated: true,
+  });
   const okSnap = await runCli(CHECK, { cwd: ok.dir });
   assert.equal(okSnap.code, 0, okSnap.output);
   assert.ok(fromSnapshot(okSnap) > 10, okSnap.output);
@@ -55,7 +57,7 @@ test("from the snapshot: the same findings at the user's file and line, and the 
 });
 
 test("bin/nixos-test-ts starts Node from the snapshot itself (one Node, not two) with the same findings; NIXOS_TEST_TS_SNAPSHOT=0 and other commands run the CLI as it is", async () => {
-  const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");']);
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");'], { generated: true });
   const direct = await runCli(CHECK, { cwd: t.dir });
   assert.equal(direct.code, 1, direct.output);
   assert.ok(fromSnapshot(direct) > 10, direct.output);
@@ -72,7 +74,7 @@ test("bin/nixos-test-ts starts Node from the snapshot itself (one Node, not two)
 });
 
 test("bin/nixos-test-ts with another Node on PATH than the one the snapshot was built by: that Node checks, without it", async () => {
-  const t = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");']);
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");'], { generated: true });
   const bin = await mkdtemp(join(tmpdir(), "ntt-other-node-"));
   try {
     await copyFile(process.execPath, join(bin, "node"));
@@ -88,7 +90,7 @@ test("bin/nixos-test-ts with another Node on PATH than the one the snapshot was 
 test("a Node started from another snapshot than the one this TypeScript would use (the launcher after an update without a build) hands the check to a new Node", async () => {
   const blob = usableSnapshot();
   assert.ok(blob !== undefined);
-  const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");']);
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await client.waitForUnit("nginx.service");'], { generated: true });
   const other = join(t.dir, "other.blob");
   await copyFile(blob, other);
   const child = spawnSync(process.execPath, ["--snapshot-blob", other, CLI, ...CHECK], { cwd: t.dir, encoding: "utf8" });
@@ -99,7 +101,7 @@ test("a Node started from another snapshot than the one this TypeScript would us
 });
 
 test("a Node started with V8 flags (which the snapshot would refuse) checks without the snapshot, and passes", async () => {
-  const t = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");']);
+  const t = await testDir(TWO_NODES, ["await startAll();", 'await server.waitForUnit("nginx.service");'], { generated: true });
   const viaOptions = await runCli(CHECK, { cwd: t.dir, env: { ...process.env, NODE_OPTIONS: "--max-old-space-size=1024" } });
   assert.equal(viaOptions.code, 0, viaOptions.output);
   assert.equal(fromSnapshot(viaOptions), 0);

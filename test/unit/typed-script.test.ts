@@ -18,9 +18,10 @@ const MANIFEST = {
 
 /** Writes the test and fake start scripts for client and server, and runs it. */
 async function run(lines: string[], onOutput?: (output: string, pid: number) => void): Promise<CliRun & { qemuPids: number[] }> {
-  const t = await testDir(MANIFEST, lines);
+  const t = await testDir(MANIFEST, lines, { generated: true });
   const scripts = await writeFakeStartScripts(t.dir, ["client", "server"]);
-  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "out"], {
+  const args = ["run", "--manifest", "manifest.json", "--out", "out", "test.ts", "--", "--start-scripts", ...Object.values(scripts), "-o", "driver-out"];
+  const r = await runCli(args, {
     cwd: t.dir,
     limit: 240,
     ...(onOutput ? { onOutput } : {}),
