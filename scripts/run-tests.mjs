@@ -13,13 +13,19 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { prerequisites } from "./prereqs.mjs";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 const TIERS = {
   // Three: several unit files mostly wait (fake guests, timers), so a third keeps both cores busy (47 s instead of 54 s here).
-  unit: { dirs: ["dist/test/unit", "dist/test/generator"], jobs: 3 },
+  // The unit tier's short files share a Node process per directory (see batches()); these run alone: they are long
+  // (best spread over the jobs), or a test counts what its process has done before (snapshot.test).
+  unit: {
+    dirs: ["dist/test/unit", "dist/test/generator"],
+    jobs: 3,
+    alone: ["generator/snapshot", "generator/cli", "unit/driver-fake", "unit/repl-fake", "unit/framing", "unit/typed-script"],
+  },
   e2e: { dirs: ["dist/test/e2e"], jobs: 2 },
   nix: { dirs: ["dist/test/nix"], jobs: 1 },
 };
@@ -34,7 +40,7 @@ function testFiles(dir) {
     .sort();
 }
 
-/** Seconds per file (path relative to the repo), for ordering: the last run's, over the committed baseline. */
+/** Seconds per entry (its name: paths relative to the repo), for ordering: the last run's, over the committed baseline. */
 const BASELINE = join(REPO, "scripts", "test-times.json");
 const LAST_RUN = join(REPO, "node_modules", ".cache", "nixos-test-ts", "test-times.json");
 
@@ -51,7 +57,7 @@ function knownTimes() {
 
 function saveTimes(results) {
   const times = knownTimes();
-  for (const r of results) times[relative(REPO, r.file)] = Math.round(r.seconds * 10) / 10;
+  for (const r of results) times[r.name] = Math.round(r.seconds * 10) / 10;
   try {
     mkdirSync(dirname(LAST_RUN), { recursive: true });
     writeFileSync(LAST_RUN, `${JSON.stringify(times, null, 2)}\n`);
@@ -60,11 +66,30 @@ function saveTimes(results) {
   }
 }
 
-/** Longest first (a file never timed counts as long: it may be). */
-function longestFirst(files) {
+/**
+ * What one Node process runs: a file, or a batch of files imported one after another (their tests then run in
+ * order in that process). A batch loads TypeScript, ts-morph and the runtime once instead of once per file (~1 s
+ * of CPU each for the generator's files), which is most of what a short file costs. A file in a batch must leave
+ * no global state behind (environment, globals, handlers) that another file could trip over.
+ */
+function entry(files) {
+  return { files, name: files.map((f) => relative(REPO, f)).join(" + ") };
+}
+
+/** A tier's files as entries: `alone` files (and every file of a tier without `alone`) one each, the rest batched per directory. */
+function batches(tier, files) {
+  if (tier.alone === undefined) return files.map((f) => entry([f]));
+  const isAlone = (f) => tier.alone.some((a) => f.endsWith(`/${a}.test.js`));
+  const byDir = new Map();
+  for (const f of files.filter((f) => !isAlone(f))) byDir.set(dirname(f), [...(byDir.get(dirname(f)) ?? []), f]);
+  return [...files.filter(isAlone).map((f) => entry([f])), ...[...byDir.values()].map(entry)];
+}
+
+/** Longest first (an entry never timed counts as long: it may be). */
+function longestFirst(entries) {
   const times = knownTimes();
-  const t = (f) => times[relative(REPO, f)] ?? 60;
-  return [...files].sort((a, b) => t(b) - t(a) || a.localeCompare(b));
+  const t = (e) => times[e.name] ?? 60;
+  return [...entries].sort((a, b) => t(b) - t(a) || a.name.localeCompare(b.name));
 }
 
 function parseArgs(argv) {
@@ -79,13 +104,15 @@ function parseArgs(argv) {
 }
 
 /**
- * One Node process per file, running it as a script: node:test reports and sets the exit status itself, and
- * `node --test` would start a second Node per file only to start this one (~0.2 s of CPU each).
+ * One Node process per entry, running its file as a script (or importing its batch): node:test reports and sets
+ * the exit status itself, and `node --test` would start a second Node per file only to start this one (~0.2 s of CPU).
  */
-function runFile(file) {
+function runEntry({ files, name }) {
   const started = performance.now();
+  const script =
+    files.length === 1 ? files : ["--input-type=module", "-e", files.map((f) => `await import(${JSON.stringify(pathToFileURL(f).href)});`).join("\n")];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--test-reporter=spec", file], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--test-reporter=spec", ...script], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
     running.add(child);
     child.on("close", () => running.delete(child));
     const chunks = [];
@@ -94,42 +121,42 @@ function runFile(file) {
     child.on("close", (code, signal) => {
       const output = Buffer.concat(chunks).toString();
       const count = (what) => Number(new RegExp(`^ℹ ${what} (\\d+)$`, "m").exec(output)?.[1] ?? 0);
-      resolve({ file, ok: code === 0, code, signal, seconds: (performance.now() - started) / 1000, output, pass: count("pass"), fail: count("fail") });
+      resolve({ files, name, ok: code === 0, code, signal, seconds: (performance.now() - started) / 1000, output, pass: count("pass"), fail: count("fail") });
     });
   });
 }
 
-/** The tier a file belongs to, and how many of its files may run at once (nix: one). */
+/** The tier a file (or an entry: its first file) belongs to, and how many of its entries may run at once (nix: one). */
 function tierOf(file) {
   const name = Object.keys(TIERS).find((t) => TIERS[t].dirs.some((d) => file.startsWith(join(REPO, d) + "/")));
   return name === undefined ? { name: "other", jobs: Infinity } : { name, jobs: TIERS[name].jobs };
 }
 
-async function runPool(files, jobs, results) {
-  const queue = [...files];
+async function runPool(entries, jobs, results) {
+  const queue = [...entries];
   const running = new Map();
   // The first queued file whose tier has room: two nix files never run at once, even in one pool.
   // A worker that finds none ends; the files left wait for the worker running their tier.
   const next = () => {
-    const at = queue.findIndex((f) => {
-      const tier = tierOf(f);
+    const at = queue.findIndex((e) => {
+      const tier = tierOf(e.files[0]);
       return (running.get(tier.name) ?? 0) < tier.jobs;
     });
     return at === -1 ? undefined : queue.splice(at, 1)[0];
   };
   const worker = async () => {
-    for (let file = next(); file !== undefined && !stopping; file = next()) {
-      const tier = tierOf(file).name;
+    for (let e = next(); e !== undefined && !stopping; e = next()) {
+      const tier = tierOf(e.files[0]).name;
       running.set(tier, (running.get(tier) ?? 0) + 1);
-      process.stdout.write(`▶ ${relative(REPO, file)}\n`);
-      const r = await runFile(file);
+      process.stdout.write(`▶ ${e.name}\n`);
+      const r = await runEntry(e);
       process.stdout.write(r.output);
-      process.stdout.write(`${r.ok ? "✔" : "✖"} ${relative(REPO, file)} (${r.seconds.toFixed(1)} s)\n`);
+      process.stdout.write(`${r.ok ? "✔" : "✖"} ${e.name} (${r.seconds.toFixed(1)} s)\n`);
       results.push(r);
       running.set(tier, (running.get(tier) ?? 1) - 1);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(jobs, entries.length) }, worker));
 }
 
 // A signal to the runner goes on to the files it runs (their drivers end their VMs), and no further file starts.
@@ -160,9 +187,9 @@ if (allTiers) {
   // One pool: every tier's prerequisites first, then all files, longest first.
   const started = performance.now();
   const ready = targets.filter(runnable);
-  await runPool(longestFirst(ready.flatMap((t) => tierFiles(TIERS[t]))), jobs ?? 3, results);
+  await runPool(longestFirst(ready.flatMap((t) => batches(TIERS[t], tierFiles(TIERS[t])))), jobs ?? 3, results);
   for (const t of ready) {
-    const mine = results.filter((r) => tierFiles(TIERS[t]).includes(r.file));
+    const mine = results.filter((r) => tierFiles(TIERS[t]).includes(r.files[0]));
     tierTimes.push([`${t} (sum of files)`, mine.reduce((n, r) => n + r.seconds, 0)]);
   }
   tierTimes.push(["all (wall)", (performance.now() - started) / 1000]);
@@ -172,10 +199,14 @@ for (const target of allTiers ? [] : targets) {
   const started = performance.now();
   if (tier !== undefined) {
     if (!runnable(target)) continue;
-    await runPool(longestFirst(tierFiles(tier)), jobs ?? tier.jobs, results);
+    await runPool(longestFirst(batches(tier, tierFiles(tier))), jobs ?? tier.jobs, results);
   } else {
     const path = join(REPO, target);
-    await runPool(statSync(path).isDirectory() ? testFiles(path) : [path], jobs ?? 1, results);
+    await runPool(
+      (statSync(path).isDirectory() ? testFiles(path) : [path]).map((f) => entry([f])),
+      jobs ?? 1,
+      results,
+    );
   }
   tierTimes.push([target, (performance.now() - started) / 1000]);
 }
@@ -184,11 +215,12 @@ saveTimes(results);
 const failed = results.filter((r) => !r.ok);
 process.stdout.write("\nfile times:\n");
 for (const r of [...results].sort((a, b) => b.seconds - a.seconds)) {
-  process.stdout.write(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.ok ? "pass" : "FAIL"}  ${relative(REPO, r.file)}\n`);
+  process.stdout.write(`  ${r.seconds.toFixed(1).padStart(6)} s  ${r.ok ? "pass" : "FAIL"}  ${r.name}\n`);
 }
 process.stdout.write(`tier times: ${tierTimes.map(([t, s]) => `${t} ${s.toFixed(0)} s`).join(", ")}\n`);
 const sum = (key) => results.reduce((n, r) => n + r[key], 0);
 process.stdout.write(`tests: ${sum("pass")} passed, ${sum("fail")} failed\n`);
-process.stdout.write(`${results.length - failed.length} files passed, ${failed.length} failed${blocked ? ", some tiers could not run" : ""}\n`);
-for (const r of failed) process.stdout.write(`  failed: ${relative(REPO, r.file)} (exit ${r.code ?? r.signal})\n`);
+const files = (rs) => rs.reduce((n, r) => n + r.files.length, 0);
+process.stdout.write(`${files(results) - files(failed)} files passed, ${files(failed)} failed${blocked ? ", some tiers could not run" : ""}\n`);
+for (const r of failed) process.stdout.write(`  failed: ${r.name} (exit ${r.code ?? r.signal})\n`);
 process.exit(stopping ? process.exitCode : failed.length > 0 || blocked ? 1 : 0);

@@ -39,9 +39,14 @@ test("check: an undeclared port is a warning (exit 0); --strict-ports makes it a
 test("check: --skip-lint and --skip-type-check, as nixpkgs' skipLint and skipTypeCheck", async () => {
   const t = await testDir(TWO_NODES, ["server.succeed('no await');", 'await server.waitForUnit("ngnix.service");'], { generated: true });
   const both = ["check", "--manifest", "manifest.json", "--out", "out", "test.ts"];
-  assert.equal((await runCli(both, { cwd: t.dir })).code, 1);
-  assert.equal((await runCli([...both, "--skip-lint"], { cwd: t.dir })).code, 1, "the type error is still there");
-  assert.equal((await runCli([...both, "--skip-type-check"], { cwd: t.dir })).code, 1, "the floating promise is still there");
+  const noLint = await runCli([...both, "--skip-lint"], { cwd: t.dir });
+  assert.equal(noLint.code, 1, "the type error is still there");
+  assert.match(noLint.stderr, /test\.ts: 1 error, 0 warnings/);
+  assert.doesNotMatch(noLint.stderr, /lint\//);
+  const noTypes = await runCli([...both, "--skip-type-check"], { cwd: t.dir });
+  assert.equal(noTypes.code, 1, "the floating promise is still there");
+  assert.match(noTypes.stderr, /test\.ts:1:1 error lint\/floating-promise/);
+  assert.doesNotMatch(noTypes.stderr, /TS\d+/);
   const r = await runCli([...both, "--skip-lint", "--skip-type-check"], { cwd: t.dir });
   assert.equal(r.code, 0, r.output);
   assert.ok(existsSync(join(t.out, "test.js")));
