@@ -31,7 +31,7 @@ test("check: an undeclared port is a warning (exit 0); --strict-ports makes it a
     /^test\.ts:2:30 warning lint\/undeclared-port port 8080 is not open in the firewall of node server: its open TCP ports are 22, 80/m,
   );
   assert.match(lenient.stderr, /test\.ts: 0 errors, 1 warning; wrote out\/test\.js/);
-  const strict = await runCli(["check", "--manifest", "manifest.json", "--out", "out2", "--strict-ports", "test.ts"], { cwd: t.dir });
+  const strict = await runCli(["check", "--manifest", "manifest.json", "--out", "out", "--strict-ports", "test.ts"], { cwd: t.dir });
   assert.equal(strict.code, 1, strict.output);
   assert.match(strict.stderr, /^test\.ts:2:30 error lint\/undeclared-port port 8080/m);
 });
@@ -120,8 +120,10 @@ test("a bad manifest or a missing script is a usage error (exit 2) that names th
 });
 
 test("run does not start the driver when the check fails", async () => {
-  const t = await testDir(TWO_NODES, ["server.succeed('x');"]);
-  const r = await runCli(["run", "--manifest", "manifest.json", "test.ts", "--", "--start-scripts", join(t.dir, "run-server-vm")], { cwd: t.dir });
+  const t = await testDir(TWO_NODES, ["server.succeed('x');"], { generated: true });
+  const r = await runCli(["run", "--manifest", "manifest.json", "--out", "out", "test.ts", "--", "--start-scripts", join(t.dir, "run-server-vm")], {
+    cwd: t.dir,
+  });
   assert.equal(r.code, 1, r.output);
   assert.match(r.stderr, /test\.ts:1:1 error lint\/floating-promise/);
   assert.doesNotMatch(r.output, /start script|QEMU/);
