@@ -119,6 +119,9 @@ export function check(options: CheckOptions): CheckResult {
   }
 
   const host = ts.createCompilerHost(compilerOptions, true);
+  // As tsc: JSDoc is parsed only where it can make a type error (JavaScript); TypeScript's lib is mostly JSDoc
+  // (~0.1 s less to parse it). The snapshot's files are parsed alike (snapshot-entry.cts).
+  host.jsDocParsingMode = ts.JSDocParsingMode.ParseForTypeErrors;
   const { getSourceFile, fileExists, readFile } = host;
   const known = declarationsFor(optionsKey(options));
   let reusedDeclarations = 0;

@@ -55,8 +55,10 @@ const ts = loadTypeScript(spec.typescript);
 const converted = ts.convertCompilerOptionsFromJson(spec.options, path.dirname(spec.root));
 if (converted.errors.length > 0) throw new Error(ts.flattenDiagnosticMessageText(converted.errors[0]?.messageText, "\n"));
 const options: TS.CompilerOptions = { ...converted.options, noEmit: true };
-// As check.ts makes its host: parent pointers set, so the files are the same objects it would have parsed.
+// As check.ts makes its host (parent pointers set, JSDoc only where it can make a type error), so the files are the
+// same objects it would have parsed.
 const host = ts.createCompilerHost(options, true);
+host.jsDocParsingMode = ts.JSDocParsingMode.ParseForTypeErrors;
 const { getSourceFile } = host;
 host.getSourceFile = (fileName, languageVersion, onError, shouldCreate) =>
   fileName === spec.root
@@ -76,6 +78,7 @@ for (const file of program.getSourceFiles()) {
 function warmUp(): void {
   const virtual = new Map(Object.entries(spec.warmUp.files).map(([name, text]) => [path.join(spec.warmUp.dir, name), text]));
   const warm = ts.createCompilerHost(options, true);
+  warm.jsDocParsingMode = ts.JSDocParsingMode.ParseForTypeErrors;
   const { getSourceFile: read, fileExists } = warm;
   warm.getSourceFile = (fileName, languageVersion, onError, shouldCreate) => {
     const text = virtual.get(fileName);

@@ -148,6 +148,7 @@ export function tscProject(project: string): { status: number; output: string } 
   const parsed = ts.getParsedCommandLineOfConfigFile(config, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => problems.push(d) });
   if (parsed === undefined) return { status: 1, output: ts.formatDiagnostics(problems, formatHost(ts)) };
   const host = ts.createCompilerHost(parsed.options);
+  host.jsDocParsingMode = ts.JSDocParsingMode.ParseForTypeErrors; // as tsc
   const { getSourceFile } = host;
   const libDir = dirname(ts.getDefaultLibFilePath(parsed.options));
   host.getSourceFile = (fileName, languageVersion, ...rest) => {
