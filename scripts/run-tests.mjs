@@ -24,7 +24,7 @@ const TIERS = {
   unit: {
     dirs: ["dist/test/unit", "dist/test/generator"],
     jobs: 3,
-    alone: ["generator/snapshot", "generator/cli", "unit/driver-fake", "unit/repl-fake", "unit/framing", "unit/typed-script"],
+    alone: ["generator/snapshot", "unit/driver-fake", "unit/repl-fake", "unit/framing", "unit/typed-script"],
   },
   e2e: { dirs: ["dist/test/e2e"], jobs: 2 },
   nix: { dirs: ["dist/test/nix"], jobs: 1 },

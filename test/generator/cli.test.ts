@@ -1,10 +1,11 @@
-// The nixos-test-ts CLI as a build uses it: exit codes, the printed diagnostics, the files it writes.
+// The nixos-test-ts CLI as a build uses it: exit codes, the printed diagnostics, the files it writes. The
+// commands run in this process (runCliInProcess) except where the process is part of what is tested.
 import assert from "node:assert/strict";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { TWO_NODES, runCli, testDir, tscProject } from "./helpers.js";
+import { TWO_NODES, runCli, runCliInProcess, testDir, tscProject } from "./helpers.js";
 
 test("check: every error at once, at the user's file:line:col with a code frame, exit 1", async () => {
   const t = await testDir(
@@ -24,31 +25,31 @@ test("check: every error at once, at the user's file:line:col with a code frame,
 
 test("check: an undeclared port is a warning (exit 0); --strict-ports makes it an error (exit 1)", async () => {
   const t = await testDir(TWO_NODES, ["await server.waitForOpenPort(80);", "await server.waitForOpenPort(8080);"], { generated: true });
-  const lenient = await runCli(["check", "--manifest", "manifest.json", "--out", "out", "test.ts"], { cwd: t.dir });
-  assert.equal(lenient.code, 0, lenient.output);
+  const lenient = await runCliInProcess(["check", "--manifest", "manifest.json", "--out", "out", "test.ts"], { cwd: t.dir });
+  assert.equal(lenient.code, 0, lenient.stderr);
   assert.match(
     lenient.stderr,
     /^test\.ts:2:30 warning lint\/undeclared-port port 8080 is not open in the firewall of node server: its open TCP ports are 22, 80/m,
   );
   assert.match(lenient.stderr, /test\.ts: 0 errors, 1 warning; wrote out\/test\.js/);
-  const strict = await runCli(["check", "--manifest", "manifest.json", "--out", "out", "--strict-ports", "test.ts"], { cwd: t.dir });
-  assert.equal(strict.code, 1, strict.output);
+  const strict = await runCliInProcess(["check", "--manifest", "manifest.json", "--out", "out", "--strict-ports", "test.ts"], { cwd: t.dir });
+  assert.equal(strict.code, 1, strict.stderr);
   assert.match(strict.stderr, /^test\.ts:2:30 error lint\/undeclared-port port 8080/m);
 });
 
 test("check: --skip-lint and --skip-type-check, as nixpkgs' skipLint and skipTypeCheck", async () => {
   const t = await testDir(TWO_NODES, ["server.succeed('no await');", 'await server.waitForUnit("ngnix.service");'], { generated: true });
   const both = ["check", "--manifest", "manifest.json", "--out", "out", "test.ts"];
-  const noLint = await runCli([...both, "--skip-lint"], { cwd: t.dir });
+  const noLint = await runCliInProcess([...both, "--skip-lint"], { cwd: t.dir });
   assert.equal(noLint.code, 1, "the type error is still there");
   assert.match(noLint.stderr, /test\.ts: 1 error, 0 warnings/);
   assert.doesNotMatch(noLint.stderr, /lint\//);
-  const noTypes = await runCli([...both, "--skip-type-check"], { cwd: t.dir });
+  const noTypes = await runCliInProcess([...both, "--skip-type-check"], { cwd: t.dir });
   assert.equal(noTypes.code, 1, "the floating promise is still there");
   assert.match(noTypes.stderr, /test\.ts:1:1 error lint\/floating-promise/);
   assert.doesNotMatch(noTypes.stderr, /TS\d+/);
-  const r = await runCli([...both, "--skip-lint", "--skip-type-check"], { cwd: t.dir });
-  assert.equal(r.code, 0, r.output);
+  const r = await runCliInProcess([...both, "--skip-lint", "--skip-type-check"], { cwd: t.dir });
+  assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(join(t.out, "test.js")));
 });
 
@@ -79,8 +80,8 @@ test("generate writes the module, the env declarations and a tsconfig with which
     'await server.waitForUnit("nginx.service");',
     'await client.succeed("true");',
   ]);
-  const r = await runCli(["generate", "--manifest", "manifest.json", "--out", "gen", "test.ts"], { cwd: t.dir });
-  assert.equal(r.code, 0, r.output);
+  const r = await runCliInProcess(["generate", "--manifest", "manifest.json", "--out", "gen", "test.ts"], { cwd: t.dir });
+  assert.equal(r.code, 0, r.stderr);
   const text = await readFile(join(t.dir, "gen", "test.generated.ts"), "utf8");
   assert.equal(
     text.split("\n")[0],
@@ -96,15 +97,15 @@ test("generate writes the module, the env declarations and a tsconfig with which
 
 test("typings puts the bindings next to the script for the editor, and keeps a tsconfig.json the user wrote", async () => {
   const t = await testDir(TWO_NODES, ['await server.waitForUnit("nginx.service");', 'await client.waitForUnit(runtimeUnit("x.service"));']);
-  const r = await runCli(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
-  assert.equal(r.code, 0, r.output);
+  const r = await runCliInProcess(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
+  assert.equal(r.code, 0, r.stderr);
   for (const f of ["test.generated.ts", "nixos-test-ts.env.d.ts", "tsconfig.json"]) assert.ok(existsSync(join(t.dir, f)), f);
   const tsc = tscProject(t.dir);
   assert.equal(tsc.status, 0, tsc.output);
   // Running it again refreshes our own tsconfig.json; one the user wrote is left alone.
   await writeFile(join(t.dir, "tsconfig.json"), '{ "compilerOptions": { "strict": true } }\n');
-  const again = await runCli(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
-  assert.equal(again.code, 0, again.output);
+  const again = await runCliInProcess(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
+  assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /kept your tsconfig\.json/);
   assert.equal(await readFile(join(t.dir, "tsconfig.json"), "utf8"), '{ "compilerOptions": { "strict": true } }\n');
 });

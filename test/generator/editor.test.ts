@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { test } from "node:test";
 import type * as TS from "typescript";
-import { TWO_NODES, runCli, testDir } from "./helpers.js";
+import { TWO_NODES, runCliInProcess, testDir } from "./helpers.js";
 
 const ts = createRequire(import.meta.url)("typescript") as typeof TS;
 
@@ -16,8 +16,8 @@ test("typings: the editor completes machine names, a node's units and its declar
     "ser;",
     'await Promise.all(Object.values(machines).map((m) => m.waitForUnit("multi-user.target")));',
   ]);
-  const r = await runCli(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
-  assert.equal(r.code, 0, r.output);
+  const r = await runCliInProcess(["typings", "--manifest", "manifest.json", "test.ts"], { cwd: t.dir });
+  assert.equal(r.code, 0, r.stderr);
 
   const config = ts.getParsedCommandLineOfConfigFile(
     join(t.dir, "tsconfig.json"),
