@@ -55,8 +55,10 @@ function knownTimes() {
   return { ...read(BASELINE), ...read(LAST_RUN) };
 }
 
-function saveTimes(results) {
-  const times = knownTimes();
+/** Keeps the times of the entries there are now (`current`: their names), this run's over the known ones. */
+function saveTimes(results, current) {
+  const known = knownTimes();
+  const times = Object.fromEntries(Object.entries(known).filter(([name]) => current.has(name)));
   for (const r of results) times[r.name] = Math.round(r.seconds * 10) / 10;
   try {
     mkdirSync(dirname(LAST_RUN), { recursive: true });
@@ -211,7 +213,7 @@ for (const target of allTiers ? [] : targets) {
   tierTimes.push([target, (performance.now() - started) / 1000]);
 }
 
-saveTimes(results);
+saveTimes(results, new Set(Object.values(TIERS).flatMap((tier) => batches(tier, tierFiles(tier)).map((e) => e.name))));
 const failed = results.filter((r) => !r.ok);
 process.stdout.write("\nfile times:\n");
 for (const r of [...results].sort((a, b) => b.seconds - a.seconds)) {

@@ -62,6 +62,7 @@ let
     testers = { };
   }
   // lib.genAttrs [
+    "coreutils"
     "nodejs"
     "curl"
     "hello"
