@@ -91,7 +91,7 @@ async function generateText(
 }
 
 /** Where the key of the module next to it is kept: what made it, and a hash of it (an edited module is not reused). */
-const KEY_FILE = ".test.generated.key";
+export const KEY_FILE = ".test.generated.key";
 const GENERATOR_FILES = ["./generate.js", "./typing.js", "../lib/manifest.js", "../lib/names.js"];
 
 const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");

@@ -1,7 +1,7 @@
 // Shared by the generator's tests: temporary tests (manifest + script), the check in process and the CLI.
 import { spawn } from "node:child_process";
 import { statSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 import type { ManifestJson } from "../../lib/manifest.js";
 import type * as TS from "typescript";
 import { formatFindings, type Finding } from "../../generator/diagnostics.js";
-import { check, generate, type CheckRequest } from "../../generator/pipeline.js";
+import { GENERATED_FILE } from "../../generator/compiler-options.js";
+import { check, generate, KEY_FILE, type CheckRequest } from "../../generator/pipeline.js";
+import { SCRIPT_ENV_FILE } from "../../generator/script-env.js";
 
 /** The repository (this file is dist/test/generator/helpers.js). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
@@ -58,8 +60,24 @@ export async function testDir(manifest: ManifestJson | Record<string, unknown>, 
   const paths = { dir, manifest: join(dir, "manifest.json"), script: join(dir, "test.ts"), out: join(dir, "out") };
   await writeFile(paths.manifest, JSON.stringify(manifest, null, 2));
   await writeFile(paths.script, `${lines.join("\n")}\n`);
-  if (options.generated) await generate({ manifestPath: paths.manifest, outDir: paths.out, script: paths.script, command: "nixos-test-ts generate" });
+  if (options.generated) await seedGenerated(paths);
   return paths;
+}
+
+/** Out dirs this process generated a module into, by the manifest's text: the next test of that manifest copies it. */
+const generatedFor = new Map<string, string>();
+
+async function seedGenerated(paths: TestDir): Promise<void> {
+  const manifest = await readFile(paths.manifest, "utf8");
+  const from = generatedFor.get(manifest);
+  if (from === undefined) {
+    await generate({ manifestPath: paths.manifest, outDir: paths.out, script: paths.script, command: "nixos-test-ts generate" });
+    generatedFor.set(manifest, paths.out);
+    return;
+  }
+  // What reuse needs: the module and its key (which covers the manifest's bytes and the generator), and the env declarations.
+  await mkdir(paths.out, { recursive: true });
+  for (const file of [GENERATED_FILE, KEY_FILE, SCRIPT_ENV_FILE]) await copyFile(join(from, file), join(paths.out, file));
 }
 
 export interface Checked {
@@ -78,7 +96,7 @@ export async function checkScript(
   lines: string[],
   options: Partial<Pick<CheckRequest, "strictPorts" | "skipLint" | "skipTypeCheck" | "nodeTypes">> = {},
 ): Promise<Checked> {
-  const dir = await testDir(manifest, lines);
+  const dir = await testDir(manifest, lines, { generated: true });
   const { result } = await check({ manifestPath: dir.manifest, outDir: dir.out, script: dir.script, command: "nixos-test-ts generate", ...options });
   return { ...result, printed: formatFindings(result.findings, dir.dir), dir };
 }
