@@ -26,8 +26,7 @@ const TIERS = {
     jobs: 3,
     alone: ["generator/snapshot", "unit/driver-fake", "unit/repl-fake", "unit/framing", "unit/typed-script"],
   },
-  // Three at the end of `all`, when only e2e files are left: else the pool's third place stays empty for minutes.
-  e2e: { dirs: ["dist/test/e2e"], jobs: 2, lastJobs: 3 },
+  e2e: { dirs: ["dist/test/e2e"], jobs: 2 },
   nix: { dirs: ["dist/test/nix"], jobs: 1 },
 };
 
@@ -132,31 +131,23 @@ function runEntry({ files, name }) {
 /** The tier a file (or an entry: its first file) belongs to, and how many of its entries may run at once (nix: one). */
 function tierOf(file) {
   const name = Object.keys(TIERS).find((t) => TIERS[t].dirs.some((d) => file.startsWith(join(REPO, d) + "/")));
-  return name === undefined ? { name: "other", jobs: Infinity } : { name, jobs: TIERS[name].jobs, lastJobs: TIERS[name].lastJobs ?? TIERS[name].jobs };
+  return name === undefined ? { name: "other", jobs: Infinity } : { name, jobs: TIERS[name].jobs };
 }
 
 async function runPool(entries, jobs, results) {
   const queue = [...entries];
   const running = new Map();
   // The first queued file whose tier has room: two nix files never run at once, even in one pool.
-  // A worker that finds none waits until an entry ends (a tier may then have room, or more at the end).
+  // A worker that finds none ends; the files left wait for the worker running their tier.
   const next = () => {
     const at = queue.findIndex((e) => {
       const tier = tierOf(e.files[0]);
-      const othersLeft = queue.some((q) => tierOf(q.files[0]).name !== tier.name) || [...running].some(([t, n]) => t !== tier.name && n > 0);
-      return (running.get(tier.name) ?? 0) < (othersLeft ? tier.jobs : tier.lastJobs);
+      return (running.get(tier.name) ?? 0) < tier.jobs;
     });
     return at === -1 ? undefined : queue.splice(at, 1)[0];
   };
-  let wake = () => {};
-  let ended = new Promise((resolve) => (wake = resolve));
   const worker = async () => {
-    while (queue.length > 0 && !stopping) {
-      const e = next();
-      if (e === undefined) {
-        await ended;
-        continue;
-      }
+    for (let e = next(); e !== undefined && !stopping; e = next()) {
       const tier = tierOf(e.files[0]).name;
       running.set(tier, (running.get(tier) ?? 0) + 1);
       process.stdout.write(`▶ ${e.name}\n`);
@@ -165,9 +156,6 @@ async function runPool(entries, jobs, results) {
       process.stdout.write(`${r.ok ? "✔" : "✖"} ${e.name} (${r.seconds.toFixed(1)} s)\n`);
       results.push(r);
       running.set(tier, (running.get(tier) ?? 1) - 1);
-      const waiting = wake;
-      ended = new Promise((resolve) => (wake = resolve));
-      waiting();
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, entries.length) }, worker));
