@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Runs the test tiers: `unit` (no QEMU, no nix), `e2e` (real guests), `nix`
 // (real nix builds), or `all`. Each tier's prerequisites are checked first
-// (scripts/prereqs.mjs). Files run in a Node process each, up to
-// `--jobs` at once (two TCG guests at a time is what two cores bear; three
-// unit files, which often wait on fake guests and timers), their
-// output printed whole as each file ends; the end prints every file's time.
+// (scripts/prereqs.mjs). Files run in a Node process each (the unit tier's
+// short ones batched, see entry()), up to `--jobs` at once (two TCG guests at
+// a time is what two cores bear; three unit entries, which often wait on fake
+// guests and timers), their output printed whole as each ends; the end
+// prints every entry's time.
 // `all` runs the three tiers as one pool, longest files first (times from the
 // last run on this machine, else scripts/test-times.json): a tier's last long
 // file no longer runs alone while the next tier waits.
@@ -18,7 +19,7 @@ import { prerequisites } from "./prereqs.mjs";
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
 const TIERS = {
-  // Three: several unit files mostly wait (fake guests, timers), so a third keeps both cores busy (47 s instead of 54 s here).
+  // Three: several unit entries mostly wait (fake guests, timers), so a third keeps both cores busy.
   // The unit tier's short files share a Node process per directory (see batches()); these run alone: they are long
   // (best spread over the jobs), or a test counts what its process has done before (snapshot.test).
   unit: {
