@@ -248,7 +248,11 @@ function emit(program: TS.Program, host: TS.CompilerHost, script: string, outDir
     host.writeFile(fileName, text, bom, onError, sources);
     if (fileName.endsWith(".js") && sources?.some((s) => s.fileName === script)) emitted = fileName;
   };
-  const targets = skip === undefined ? [undefined] : program.getSourceFiles().filter((f) => !f.isDeclarationFile && f.fileName !== skip);
+  // What a whole emit writes (no declaration files, nothing from node_modules), less `skip`.
+  const targets =
+    skip === undefined
+      ? [undefined]
+      : program.getSourceFiles().filter((f) => !f.isDeclarationFile && !program.isSourceFileFromExternalLibrary(f) && f.fileName !== skip);
   for (const target of targets) {
     const result = program.emit(target, write, undefined, false, { before: [importGenerated] });
     findings.push(...fromTypeScript(ts, result.diagnostics));
